@@ -1,0 +1,19 @@
+"""Token alignment between draft and target vocabularies (TokenTiming DTW)."""
+
+from anyspec.align.dtw import (
+    clear_distance_cache,
+    covered_draft_prefix,
+    dtw_align,
+    edit_distance,
+    normalise_token_text,
+    target_to_draft,
+)
+
+__all__ = [
+    "clear_distance_cache",
+    "covered_draft_prefix",
+    "dtw_align",
+    "edit_distance",
+    "normalise_token_text",
+    "target_to_draft",
+]

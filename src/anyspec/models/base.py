@@ -1,0 +1,143 @@
+"""The one small interface every backend implements, and the cache bookkeeping they share.
+
+A backend only knows how to run new tokens at given positions and drop cache entries past a
+length. `LanguageModel.logits` turns that into "logits after these ids": it keeps the ids that
+are in the cache, reuses their longest common prefix with the request and rolls back the rest,
+so callers never do cache arithmetic (the source of several bugs in other implementations).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import ContextOverflowError
+
+
+class Tokenizer(ABC):
+    """Text <-> ids, plus the exact bytes each token stands for.
+
+    Decoding is done from token bytes so that every backend decodes the same way, a token
+    holding part of a multi-byte UTF-8 character stays bytes, and the text of a suffix of ids
+    is exactly the bytes it adds (no leading-space stripping).
+    """
+
+    vocab_size: int
+    bos_id: int | None
+    eos_ids: frozenset[int]  # every end-of-generation token (eos, end_of_turn, ...)
+    chat_template: str | None = None
+    _bytes_table: list[bytes] | None = None
+
+    @abstractmethod
+    def encode(self, text: str, add_special: bool = True) -> list[int]:
+        """Ids for `text`; add_special adds the model's BOS when the model wants one."""
+
+    @abstractmethod
+    def _token_bytes(self, token: int) -> bytes:
+        """The bytes `token` contributes to the text; b"" for control tokens."""
+
+    def token_bytes(self, token: int) -> bytes:
+        return self.bytes_table()[token]
+
+    def bytes_table(self) -> list[bytes]:
+        if self._bytes_table is None:
+            self._bytes_table = [self._token_bytes(i) for i in range(self.vocab_size)]
+        return self._bytes_table
+
+    def decode_bytes(self, ids: Sequence[int]) -> bytes:
+        table = self.bytes_table()
+        return b"".join(table[i] for i in ids)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+
+@dataclass
+class ForwardCounter:
+    """Time spent in forward passes; read and reset by the engine each round."""
+
+    calls: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+
+
+class LanguageModel(ABC):
+    """A causal LM with a KV cache that holds a prefix of some id sequence."""
+
+    name: str
+    backend: str
+    tokenizer: Tokenizer
+    n_ctx: int
+    device: str = "cpu"
+
+    def __init__(self) -> None:
+        self.cached: list[int] = []  # ids whose keys/values are in the cache, in order
+        self.counter = ForwardCounter()
+
+    # --- what a backend implements -------------------------------------------------------
+    @abstractmethod
+    def _forward(self, ids: Sequence[int], start: int, n_logits: int) -> np.ndarray:
+        """Run `ids` at positions start, start+1, ...; return float32 logits of shape
+        (n_logits, vocab) for the last n_logits of them."""
+
+    @abstractmethod
+    def _truncate(self, length: int) -> None:
+        """Drop cache entries at positions >= length."""
+
+    # --- the interface the engine uses ---------------------------------------------------
+    def logits(self, ids: Sequence[int], n_last: int = 1) -> np.ndarray:
+        """Logits predicting the token after each of the last `n_last` positions of `ids`.
+
+        Row i predicts ids[len(ids) - n_last + i + 1]; the last row predicts the next token.
+        """
+        ids = list(ids)
+        if not 1 <= n_last <= len(ids):
+            raise ValueError(f"n_last must be in [1, {len(ids)}], got {n_last}")
+        if len(ids) > self.n_ctx:
+            raise ContextOverflowError(
+                f"{self.name}: {len(ids)} tokens do not fit in its context of {self.n_ctx}; "
+                "shorten the prompt, lower max_new_tokens, or raise the context size (--n-ctx)"
+            )
+        keep = min(common_prefix_length(self.cached, ids), len(ids) - n_last)
+        self.rollback(keep)
+        start = time.perf_counter()
+        out = self._forward(ids[keep:], keep, n_last)
+        self.counter.seconds += time.perf_counter() - start
+        self.counter.calls += 1
+        self.counter.tokens += len(ids) - keep
+        self.cached = list(ids)
+        return out
+
+    def rollback(self, length: int) -> None:
+        """Keep only the first `length` cached positions."""
+        if length < len(self.cached):
+            self._truncate(length)
+            del self.cached[length:]
+
+    def reset(self) -> None:
+        self.rollback(0)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
+
+    def describe(self) -> str:
+        return f"{self.name} [{self.backend}, {self.device}, vocab {self.vocab_size}, ctx {self.n_ctx}]"
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:  # the usual case, compared at C speed
+        return n
+    lo, hi = 0, n  # binary search the first mismatch on slices (C speed per probe)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo

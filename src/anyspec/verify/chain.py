@@ -1,0 +1,70 @@
+"""Verifying a chain of proposed target tokens against the target's distributions.
+
+One rule covers every method. A proposed token t comes with the distribution p it was drawn
+from; a token chosen deterministically (argmax, re-tokenization, alignment) has p = onehot(t),
+a point mass. Accept t with probability min(1, q(t)/p(t)); on rejection draw from
+norm(max(0, q - p)). With p = onehot(t) this is "accept with q(t), else draw from q without t",
+so one function serves SD, TLI, SLEM and TokenTiming, and the output is distributed exactly
+as q (Leviathan et al. 2023, Chen et al. 2023).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..sampling import SamplingParams, sample, target_probs
+
+
+def accept_or_resample(
+    token: int, q: np.ndarray, p: np.ndarray | None, rng: np.random.Generator
+) -> int | None:
+    """None if `token` is accepted, else the replacement token drawn from the residual.
+
+    q: target distribution at this position. p: the draft distribution `token` was drawn from
+    (same index space as q), or None for a point mass on `token`.
+    """
+    p_t = 1.0 if p is None else float(p[token])
+    q_t = float(q[token])
+    if p_t > 0 and rng.random() * p_t < q_t:  # u < q/p without dividing by a tiny p
+        return None
+    if p is None:
+        residual = q.copy()
+        residual[token] = 0.0
+    else:
+        residual = np.maximum(q - p, 0.0)
+    if residual.sum() <= 0:  # q == p: rejection had probability 0; kept for float safety
+        residual = q
+    return sample(residual, rng)
+
+
+def verify_chain(
+    tokens: Sequence[int],
+    draft_probs: Sequence[np.ndarray | None] | None,
+    target_logits: np.ndarray,
+    params: SamplingParams,
+    rng: np.random.Generator,
+    q_of: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> tuple[int, int]:
+    """Walk a chain of k proposed tokens; return (number accepted, the next token).
+
+    target_logits has k+1 rows: row i is the target's prediction after the first i proposed
+    tokens; row k gives the bonus token when all k are accepted. Every round therefore commits
+    n_accepted + 1 tokens.
+    """
+    if params.greedy:  # q is a point mass on argmax: accept iff the draft agrees
+        for i, t in enumerate(tokens):
+            best = int(np.argmax(target_logits[i]))
+            if best != t:
+                return i, best
+        return len(tokens), int(np.argmax(target_logits[len(tokens)]))
+
+    q_of = q_of or (lambda row: target_probs(row, params))
+    for i, t in enumerate(tokens):
+        q = q_of(target_logits[i])  # computed lazily: rows after a rejection are never needed
+        p = None if draft_probs is None else draft_probs[i]
+        replacement = accept_or_resample(t, q, p, rng)
+        if replacement is not None:
+            return i, replacement
+    return len(tokens), sample(q_of(target_logits[len(tokens)]), rng)
