@@ -93,11 +93,10 @@ class LlamaCppModel(LanguageModel):
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self._n_batch = n_batch
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
-        self._n_vocab_rows = llama_cpp.llama_vocab_n_tokens(self._llm._model.vocab)
 
     def _forward(self, ids: Sequence[int], start: int, n_logits: int) -> np.ndarray:
         lc = self._llama_cpp
-        out = np.empty((n_logits, self._n_vocab_rows), dtype=np.float32)
+        out = np.empty((n_logits, self.vocab_size), dtype=np.float32)
         first_logit = len(ids) - n_logits
         for chunk_start in range(0, len(ids), self._n_batch):
             chunk = ids[chunk_start:chunk_start + self._n_batch]
@@ -117,7 +116,7 @@ class LlamaCppModel(LanguageModel):
                 i = chunk_start + j
                 if i >= first_logit:  # copy only the rows asked for
                     ptr = lc.llama_get_logits_ith(self._ctx, j)
-                    out[i - first_logit] = np.ctypeslib.as_array(ptr, shape=(self._n_vocab_rows,))
+                    out[i - first_logit] = np.ctypeslib.as_array(ptr, shape=(self.vocab_size,))
         return out
 
     def _truncate(self, length: int) -> None:
