@@ -1,0 +1,142 @@
+"""The `anyspec` command. Thin: parses options and calls the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import __version__
+from .errors import AnyspecError
+from .models.registry import BACKENDS, DEFAULT_DRAFT, DEFAULT_TARGET, EMBEDDED
+from .proposers import METHODS
+
+
+def _methods_help() -> str:
+    return "; ".join(f"{name}: {what}" for name, (_, what) in METHODS.items())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="anyspec",
+        description="Universal speculative decoding: speed up a target LLM with any draft model, "
+                    "even one with a different tokenizer, without changing its output.",
+    )
+    parser.add_argument("--version", action="version", version=f"anyspec {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser(
+        "generate", help="generate text, streaming it, then print one summary line",
+        description="Generate a continuation of PROMPT with the target model, drafted by the "
+                    "draft model. Output is exactly what the target alone would produce (greedy) "
+                    "or distributed as it (sampling).",
+    )
+    gen.add_argument("prompt", help="the text to continue")
+    add_model_options(gen)
+    add_sampling_options(gen)
+    gen.add_argument("--max-new-tokens", type=int, default=128, help="stop after this many tokens (default 128)")
+    gen.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                     help="stop when TEXT appears (not included in the output); may be repeated")
+    gen.add_argument("--json", action="store_true", help="print the result and its statistics as JSON instead of streaming")
+
+    sub.add_parser("models", help="list the embedded models, their tokenizers and where they live")
+    return parser
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    names = ", ".join(EMBEDDED)
+    p.add_argument("--target", default=DEFAULT_TARGET,
+                   help=f"target model: an embedded name ({names}), a .gguf file or a Hugging Face "
+                        f"model directory (default {DEFAULT_TARGET})")
+    p.add_argument("--draft", default=DEFAULT_DRAFT, help=f"draft model, same forms (default {DEFAULT_DRAFT})")
+    p.add_argument("--method", default="auto", choices=["auto", *METHODS],
+                   help=f"auto picks sd when the vocabularies match. {_methods_help()}")
+    p.add_argument("--target-backend", default="auto", choices=BACKENDS,
+                   help="auto: llamacpp for .gguf files on CPU, hf (transformers) otherwise")
+    p.add_argument("--draft-backend", default="auto", choices=BACKENDS, help="as --target-backend, for the draft")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (hf backend; bf16 on cuda)")
+    p.add_argument("--draft-length", default="auto", metavar="K",
+                   help="draft tokens per round: an integer, or auto (adapts to acceptance; default)")
+    p.add_argument("--n-ctx", type=int, default=None, help="context size in tokens (default: the model's, at most 4096 on llamacpp)")
+
+
+def add_sampling_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); > 0 samples")
+    p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (0 = off)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off)")
+    p.add_argument("--seed", type=int, default=None, help="same seed, same output")
+
+
+def load_generator(args):
+    """Load the models named by the options and put the generator together."""
+    from .engine import SpeculativeGenerator
+    from .models.registry import load_model
+    from .proposers import make_proposer
+    from .proposers.draft_chain import check_same_vocabulary
+
+    target = load_model(args.target, args.target_backend, args.device, args.n_ctx)
+    method = args.method
+    if method == "ar":
+        return SpeculativeGenerator(target)
+    draft = load_model(args.draft, args.draft_backend, args.device, args.n_ctx)
+    if method == "auto":
+        try:
+            check_same_vocabulary(draft, target)
+            method = "sd"
+        except AnyspecError:
+            print(f"note: {draft.name} and {target.name} have different vocabularies and no "
+                  "cross-vocabulary method is available yet; running the target alone (ar)",
+                  file=sys.stderr)
+            return SpeculativeGenerator(target)
+    return SpeculativeGenerator(target, make_proposer(method, target, draft), args.draft_length)
+
+
+def cmd_generate(args) -> int:
+    from .sampling import SamplingParams
+
+    sampling = SamplingParams(args.temperature, args.top_k, args.top_p, args.seed)
+    from .control import make_controller
+
+    make_controller(args.draft_length)  # reject bad values before minutes of model loading
+    if args.max_new_tokens < 1:
+        raise AnyspecError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    gen = load_generator(args)
+    if args.json:
+        result = gen.generate(args.prompt, args.max_new_tokens, sampling, args.stop)
+        print(json.dumps({"text": result.text, "token_ids": result.token_ids,
+                          "finish_reason": result.finish_reason, "target": gen.target.describe(),
+                          "stats": result.stats.to_dict()}, indent=2))
+        return 0
+    result = gen.generate(args.prompt, args.max_new_tokens, sampling, args.stop,
+                          on_text=lambda piece: print(piece, end="", flush=True))
+    print()
+    print(result.stats.summary(), file=sys.stderr)
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .models.registry import embedded_path
+
+    for m in EMBEDDED.values():
+        try:
+            where = str(embedded_path(m.name))
+        except AnyspecError as e:
+            where = f"not installed ({e})"
+        print(f"{m.name}  [{m.role} by default]  {m.tokenizer}, {m.vocab_size:,} tokens\n"
+              f"    package {m.package}; file {where}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"generate": cmd_generate, "models": cmd_models}[args.command](args)
+    except AnyspecError as e:
+        print(f"anyspec: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""The one decoding loop every method runs.
+
+    committed = prompt ids (target tokenizer)
+    loop: proposal = proposer.propose(committed, k)      # target ids (+ their draft probs)
+          logits   = target.logits(committed + proposal, k + 1)   # one target pass
+          n, next  = verify_chain(proposal, logits)      # lossless rule, verify/chain.py
+          committed += proposal[:n] + [next]
+
+The target's committed ids are the truth; both models' caches follow them by prefix matching
+(models/base.py), so no method does cache arithmetic. Stopping (EOS, stop strings, token and
+context limits), streaming and per-round statistics live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from .control import make_controller
+from .errors import AnyspecError, ContextOverflowError
+from .models.base import LanguageModel
+from .proposers import NoProposer, Proposer
+from .sampling import SamplingParams
+from .verify.chain import verify_chain
+
+
+@dataclass
+class GenerationStats:
+    method: str
+    rounds: int = 0  # target forward passes after prefill
+    new_tokens: int = 0  # tokens in the output (after stopping)
+    round_tokens: int = 0  # tokens the rounds committed, before any cut at a stop
+    drafted: int = 0
+    accepted: int = 0
+    accepted_at: list[int] = field(default_factory=list)  # [i]: rounds accepting >= i+1 tokens
+    drafted_at: list[int] = field(default_factory=list)  # [i]: rounds drafting >= i+1 tokens
+    prefill_seconds: float = 0.0
+    draft_seconds: float = 0.0  # draft forward passes during rounds
+    target_seconds: float = 0.0  # target forward passes during rounds
+    overhead_seconds: float = 0.0  # everything else in rounds: proposing, verifying, text
+    total_seconds: float = 0.0  # prefill + rounds
+
+    @property
+    def mat(self) -> float:
+        """Mean tokens committed per target pass (accepted draft tokens plus the bonus)."""
+        return self.round_tokens / self.rounds if self.rounds else 0.0
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.accepted / self.drafted if self.drafted else 0.0
+
+    @property
+    def decode_tokens_per_second(self) -> float:
+        rounds_s = self.total_seconds - self.prefill_seconds
+        return self.new_tokens / rounds_s if rounds_s > 0 else 0.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.new_tokens / self.total_seconds if self.total_seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(mat=self.mat, acceptance_rate=self.acceptance_rate,
+                 tokens_per_second=self.tokens_per_second,
+                 decode_tokens_per_second=self.decode_tokens_per_second)
+        return d
+
+    def summary(self) -> str:
+        line = (f"{self.new_tokens} tokens in {self.total_seconds:.2f} s "
+                f"({self.tokens_per_second:.1f} tok/s, {self.decode_tokens_per_second:.1f} after "
+                f"prefill) | {self.method} | MAT {self.mat:.2f}")
+        if self.drafted:
+            line += f" | acceptance {self.acceptance_rate:.0%} of {self.drafted} drafted"
+        return line
+
+
+@dataclass
+class Generation:
+    text: str
+    token_ids: list[int]  # target ids generated (EOS excluded)
+    finish_reason: str  # "stop" (EOS or stop string), "length" (max_new_tokens), "context"
+    stats: GenerationStats
+
+
+class Stream:
+    """Iterates over text pieces as they are committed; `.result` is set when it ends."""
+
+    def __init__(self, pieces: Iterator[str | Generation]) -> None:
+        self._pieces = pieces
+        self.result: Generation | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        for piece in self._pieces:
+            if isinstance(piece, Generation):
+                self.result = piece
+            else:
+                yield piece
+
+
+class SpeculativeGenerator:
+    """A target model plus a proposer (None: target only) and a draft-length controller."""
+
+    def __init__(self, target: LanguageModel, proposer: Proposer | None = None,
+                 draft_length: str | int = "auto") -> None:
+        self.target = target
+        self.proposer = proposer or NoProposer()
+        self.draft_length = draft_length
+
+    @property
+    def method(self) -> str:
+        return self.proposer.name
+
+    def generate(self, prompt: str | Sequence[int], max_new_tokens: int = 128,
+                 sampling: SamplingParams = SamplingParams(), stop: Sequence[str] = (),
+                 on_text: Callable[[str], None] | None = None) -> Generation:
+        stream = self.stream(prompt, max_new_tokens, sampling, stop)
+        for piece in stream:
+            if on_text:
+                on_text(piece)
+        assert stream.result is not None
+        return stream.result
+
+    def stream(self, prompt: str | Sequence[int], max_new_tokens: int = 128,
+               sampling: SamplingParams = SamplingParams(), stop: Sequence[str] = ()) -> Stream:
+        prompt_ids = self._prompt_ids(prompt)
+        if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise AnyspecError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
+        stop = [s for s in stop if s]
+        return Stream(self._run(prompt_ids, max_new_tokens, sampling, stop))
+
+    def _prompt_ids(self, prompt: str | Sequence[int]) -> list[int]:
+        ids = self.target.tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
+        if not ids:
+            raise AnyspecError("the prompt is empty and the target adds no BOS token; give some text")
+        if len(ids) >= self.target.n_ctx:
+            raise ContextOverflowError(
+                f"the prompt is {len(ids)} tokens but {self.target.name} has a context of "
+                f"{self.target.n_ctx}, which leaves no room to generate; shorten the prompt or "
+                "raise the context size (--n-ctx)"
+            )
+        return ids
+
+    def _run(self, prompt_ids: list[int], max_new_tokens: int, sampling: SamplingParams,
+             stop: list[str]) -> Iterator[str | Generation]:
+        target, proposer = self.target, self.proposer
+        draft = getattr(proposer, "draft", None)
+        controller = make_controller(self.draft_length)
+        rng = np.random.default_rng(sampling.seed)
+        stats = GenerationStats(method=proposer.name)
+        text = TextTracker(target.tokenizer, stop)
+        eos = target.tokenizer.eos_ids
+        committed = list(prompt_ids)
+        generated: list[int] = []
+        finish = None
+
+        started = time.perf_counter()
+        if len(committed) > 1:  # fill the caches now, so rounds measure decoding only
+            target.logits(committed[:-1], n_last=1)
+        proposer.prefill(committed)
+        stats.prefill_seconds = time.perf_counter() - started
+
+        while finish is None:
+            round_start = time.perf_counter()
+            draft_before = draft.counter.seconds if draft else 0.0
+            target_before = target.counter.seconds
+            room = min(max_new_tokens - len(generated), target.n_ctx - len(committed))
+            # a round commits drafted + 1 tokens at most: draft no more than can be kept
+            k = max(0, min(controller.k(), room - 1))
+            proposal = proposer.propose(committed, k, sampling, rng)
+            n_draft = len(proposal.tokens)
+            logits = target.logits(committed + proposal.tokens, n_last=n_draft + 1)
+            n_ok, next_token = verify_chain(proposal.tokens, proposal.draft_probs, logits,
+                                            sampling, rng)
+            new = proposal.tokens[:n_ok] + [next_token]
+            controller.observe(n_draft, n_ok)
+            _count_round(stats, n_draft, n_ok, len(new))
+
+            for tok in new:  # commit one by one: EOS or the token limit may cut the round short
+                if tok in eos:
+                    finish = "stop"
+                    break
+                committed.append(tok)
+                generated.append(tok)
+                if len(generated) >= max_new_tokens:
+                    finish = "length"
+                    break
+                if len(committed) >= target.n_ctx:
+                    finish = "context"
+                    break
+            piece, hit_stop = text.update(generated, final=finish is not None)
+            if hit_stop:
+                finish = "stop"
+                piece, _ = text.update(generated, final=True)
+
+            stats.draft_seconds += (draft.counter.seconds - draft_before) if draft else 0.0
+            stats.target_seconds += target.counter.seconds - target_before
+            stats.total_seconds = time.perf_counter() - started
+            if piece:
+                yield piece
+
+        stats.overhead_seconds = (stats.total_seconds - stats.prefill_seconds
+                                  - stats.draft_seconds - stats.target_seconds)
+        ids = generated[:text.n_tokens_kept] if text.stopped else generated
+        stats.new_tokens = len(ids)
+        yield Generation(text.text, ids, finish, stats)
+
+
+def _count_round(stats: GenerationStats, n_draft: int, n_ok: int, n_new: int) -> None:
+    stats.rounds += 1
+    stats.round_tokens += n_new
+    stats.drafted += n_draft
+    stats.accepted += n_ok
+    for per_position, n in ((stats.drafted_at, n_draft), (stats.accepted_at, n_ok)):
+        per_position.extend([0] * (n - len(per_position)))
+        for i in range(n):
+            per_position[i] += 1
+
+
+class TextTracker:
+    """Turns the growing list of generated ids into text pieces safe to show.
+
+    Holds back a trailing incomplete UTF-8 character and any tail that could still become a
+    stop string, so a streamed client never sees text that is later taken back.
+    """
+
+    def __init__(self, tokenizer, stop: list[str]) -> None:
+        self.tokenizer = tokenizer
+        self.stop = stop
+        self.text = ""  # the full text so far (up to a stop string, once one is found)
+        self.emitted = 0  # characters of self.text already handed out
+        self.stopped = False
+        self.n_tokens_kept = 0
+
+    def update(self, ids: list[int], final: bool) -> tuple[str, bool]:
+        if self.stopped:
+            return "", True
+        data = self.tokenizer.decode_bytes(ids)
+        complete = data if final else data[:len(data) - _incomplete_utf8_tail(data)]
+        text = complete.decode("utf-8", errors="replace")
+        cut = min((i for i in (text.find(s) for s in self.stop) if i >= 0), default=-1)
+        if cut >= 0:
+            self.stopped = True
+            text = text[:cut]
+            self.n_tokens_kept = _tokens_covering(self.tokenizer, ids, len(text.encode("utf-8")))
+        safe = len(text) if final or self.stopped else len(text) - _stop_prefix_tail(text, self.stop)
+        piece = text[self.emitted:safe] if safe > self.emitted else ""
+        self.emitted = max(self.emitted, safe)
+        self.text = text
+        return piece, self.stopped
+
+
+def _incomplete_utf8_tail(data: bytes) -> int:
+    """How many bytes at the end of `data` start a UTF-8 character that is not finished."""
+    for back in range(1, min(4, len(data)) + 1):
+        b = data[-back]
+        if b & 0xC0 != 0x80:  # not a continuation byte: this is where the last character starts
+            need = 2 if b & 0xE0 == 0xC0 else 3 if b & 0xF0 == 0xE0 else 4 if b & 0xF8 == 0xF0 else 1
+            return back if need > back else 0
+    return 0
+
+
+def _stop_prefix_tail(text: str, stop: list[str]) -> int:
+    """Length of the longest tail of `text` that is a proper prefix of some stop string."""
+    best = 0
+    for s in stop:
+        for n in range(min(len(s) - 1, len(text)), best, -1):
+            if text.endswith(s[:n]):
+                best = n
+                break
+    return best
+
+
+def _tokens_covering(tokenizer, ids: list[int], n_bytes: int) -> int:
+    """The fewest leading ids whose bytes reach n_bytes (the tokens kept before a stop string)."""
+    total = 0
+    for i, tok in enumerate(ids):
+        if total >= n_bytes:
+            return i
+        total += len(tokenizer.token_bytes(tok))
+    return len(ids)

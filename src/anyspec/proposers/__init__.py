@@ -1,0 +1,70 @@
+"""Proposers: each method's way of guessing the target's next tokens.
+
+A proposer gets the committed target ids and a draft length and returns a Proposal: target
+token ids, and for each the distribution it was sampled from (None means a deterministic
+choice, verified as a point mass). The engine never needs to know which method it runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from ..sampling import SamplingParams
+
+
+@dataclass
+class Proposal:
+    tokens: list[int] = field(default_factory=list)
+    # one row per token, over the target vocabulary; None: every token is a point mass
+    draft_probs: list[np.ndarray] | None = None
+
+
+class Proposer(Protocol):
+    name: str
+
+    def prefill(self, committed: Sequence[int]) -> None:
+        """Process the prompt before the first round (so rounds time decoding only)."""
+        ...
+
+    def propose(self, committed: Sequence[int], k: int, params: SamplingParams,
+                rng: np.random.Generator) -> Proposal:
+        """Up to k target tokens that may follow `committed`."""
+        ...
+
+
+class NoProposer:
+    """Target-only decoding (`ar`): every round is one plain decoding step."""
+
+    name = "ar"
+    draft = None
+
+    def prefill(self, committed) -> None:
+        pass
+
+    def propose(self, committed, k, params, rng) -> Proposal:
+        return Proposal()
+
+
+# method name -> (needs a draft, what it is); the CLI's --help is built from this table
+METHODS = {
+    "ar": (False, "target only, one token per pass (the baseline)"),
+    "sd": (True, "standard speculative decoding; draft and target share a vocabulary"),
+}
+
+
+def make_proposer(method: str, target, draft=None) -> Proposer:
+    """The proposer for `method`; the checks say what to change when the pair does not fit."""
+    from ..errors import AnyspecError
+
+    if method not in METHODS:
+        raise AnyspecError(f"unknown method '{method}': choose one of {', '.join(METHODS)}")
+    if METHODS[method][0] and draft is None:
+        raise AnyspecError(f"method {method} needs a draft model (--draft)")
+    if method == "ar":
+        return NoProposer()
+    from .draft_chain import DraftChainProposer
+
+    return DraftChainProposer(draft, target)
