@@ -1,0 +1,1 @@
+"""Shared fixtures: the embedded real models, loaded once per test session."""

@@ -1,0 +1,172 @@
+"""The engine loop on toy models whose sequence distributions can be enumerated exactly.
+
+Checks that the whole loop (proposing, verifying, committing, the bonus token, cache rollback,
+stopping) keeps the target's law over multi-token outputs, not just the first token.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.stats import chisquare
+
+from anyspec.engine import SpeculativeGenerator
+from anyspec.errors import AnyspecError, ContextOverflowError
+from anyspec.proposers.draft_chain import DraftChainProposer
+from anyspec.sampling import SamplingParams, target_probs
+from synthetic import ToyModel, ToyTokenizer
+
+PIECES = ["a", "b", "c", "d"]
+
+
+def exact_sequence_law(model, prompt, n, params):
+    """P(x_1..x_n | prompt) for every sequence, from the processed target distributions."""
+    law = {}
+    for seq in itertools.product(range(model.vocab_size), repeat=n):
+        p, ctx = 1.0, list(prompt)
+        for t in seq:
+            p *= target_probs(model.row(ctx), params)[t]
+            ctx.append(t)
+        law[seq] = p
+    return law
+
+
+@pytest.mark.parametrize("params", [SamplingParams(1.0), SamplingParams(0.7, top_k=3)])
+@pytest.mark.parametrize("k", [1, 3])
+def test_sd_keeps_the_target_law_over_three_tokens(params, k):
+    tok = ToyTokenizer(PIECES)
+    target, draft = ToyModel(tok, seed=1), ToyModel(tok, seed=2)  # a different, imperfect draft
+    gen = SpeculativeGenerator(target, DraftChainProposer(draft, target), draft_length=k)
+    prompt = [0, 1]
+    law = exact_sequence_law(target, prompt, 3, params)
+    rng = np.random.default_rng(7)
+    counts = dict.fromkeys(law, 0)
+    n_runs = 12_000
+    for _ in range(n_runs):
+        out = gen.generate(prompt, 3, SamplingParams(params.temperature, params.top_k,
+                                                     seed=int(rng.integers(2**63))))
+        counts[tuple(out.token_ids)] += 1
+    keys = [s for s in law if law[s] > 0]
+    assert sum(counts[s] for s in keys) == n_runs  # nothing outside the support
+    expected = np.array([law[s] for s in keys]) * n_runs
+    observed = np.array([counts[s] for s in keys])
+    # pool rare sequences so every cell expects >= 5
+    rare = expected < 5
+    observed = np.append(observed[~rare], observed[rare].sum())
+    expected = np.append(expected[~rare], expected[rare].sum())
+    assert chisquare(observed, expected).pvalue > 1e-3
+
+
+def test_a_biased_draft_rule_is_caught():
+    """Guard for the test above: trusting the draft's tokens outright must fail it."""
+    tok = ToyTokenizer(PIECES)
+    target, draft = ToyModel(tok, seed=1), ToyModel(tok, seed=2)
+    params = SamplingParams(1.0)
+    law = exact_sequence_law(target, [0, 1], 2, params)
+    rng = np.random.default_rng(3)
+    counts = dict.fromkeys(law, 0)
+    for _ in range(6000):  # the bias: take the draft's samples without verification
+        ctx, seq = [0, 1], []
+        for _ in range(2):
+            t = int(rng.choice(4, p=target_probs(draft.row(ctx), params)))
+            seq.append(t)
+            ctx.append(t)
+        counts[tuple(seq)] += 1
+    expected = np.array([law[s] for s in law]) * 6000
+    assert chisquare(np.array([counts[s] for s in law]), expected).pvalue < 1e-6
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, "auto"])
+def test_sd_greedy_equals_ar_and_caches_stay_consistent(k):
+    tok = ToyTokenizer(PIECES)
+    target, draft = ToyModel(tok, seed=3, n_ctx=200), ToyModel(tok, seed=4, n_ctx=200)
+    ar = SpeculativeGenerator(ToyModel(tok, seed=3, n_ctx=200)).generate([1, 2, 3], 80)
+    sd = SpeculativeGenerator(target, DraftChainProposer(draft, target), k).generate([1, 2, 3], 80)
+    assert sd.token_ids == ar.token_ids
+    assert sd.stats.round_tokens >= sd.stats.new_tokens == 80
+    # each target position is run once per round at most: rollbacks re-run only rejected tails
+    assert len(target.forwarded) <= 3 + 80 + sd.stats.drafted
+
+
+def test_draft_identical_to_target_accepts_everything():
+    tok = ToyTokenizer(PIECES)
+    target, draft = ToyModel(tok, seed=5), ToyModel(tok, seed=5)
+    out = SpeculativeGenerator(target, DraftChainProposer(draft, target), 4).generate([0], 41)
+    # 8 rounds of 4 accepted + 1 bonus, then one round with room for a single token
+    assert out.stats.acceptance_rate == 1.0 and out.stats.rounds == 9
+    assert out.stats.accepted_at == [8, 8, 8, 8] and out.stats.drafted == 32
+    assert out.stats.mat == pytest.approx(41 / 9)
+
+
+def test_eos_stops_and_is_not_in_the_output():
+    tok = ToyTokenizer(PIECES, eos=3)
+    model = ToyModel(tok, seed=0, sharpness=0.1)  # near uniform: EOS comes soon
+    out = SpeculativeGenerator(model).generate([0], 200, SamplingParams(1.0, seed=1))
+    assert out.finish_reason == "stop" and 3 not in out.token_ids and len(out.token_ids) < 200
+
+
+def test_stop_string_cuts_text_and_tokens_and_streams_nothing_past_it():
+    tok = ToyTokenizer(PIECES)
+    model = ToyModel(tok, seed=0, sharpness=0.1)
+    gen = SpeculativeGenerator(model)
+    full = gen.generate([0], 60, SamplingParams(1.0, seed=5)).text
+    stop = full[20:23]
+    pieces = []
+    out = gen.generate([0], 60, SamplingParams(1.0, seed=5), stop=[stop], on_text=pieces.append)
+    assert out.text == full[:full.find(stop)]
+    assert "".join(pieces) == out.text
+    assert tok.decode(out.token_ids).startswith(out.text) and out.finish_reason == "stop"
+
+
+def test_same_seed_same_output():
+    tok = ToyTokenizer(PIECES)
+    target, draft = ToyModel(tok, seed=1), ToyModel(tok, seed=2)
+    gen = SpeculativeGenerator(target, DraftChainProposer(draft, target), 3)
+    a = gen.generate([0], 30, SamplingParams(0.9, seed=11)).token_ids
+    b = gen.generate([0], 30, SamplingParams(0.9, seed=11)).token_ids
+    assert a == b
+
+
+def test_context_limits():
+    tok = ToyTokenizer(PIECES)
+    gen = SpeculativeGenerator(ToyModel(tok, seed=0, n_ctx=10))
+    with pytest.raises(ContextOverflowError, match="context of 10"):
+        gen.generate(list(range(4)) * 3, 5)
+    out = gen.generate([0, 1, 2], 50)
+    assert out.finish_reason == "context" and len(out.token_ids) == 7
+
+
+def test_bad_arguments_are_clear_errors():
+    tok = ToyTokenizer(PIECES)
+    gen = SpeculativeGenerator(ToyModel(tok, seed=0))
+    with pytest.raises(AnyspecError, match="max_new_tokens"):
+        gen.generate([0], 0)
+    with pytest.raises(AnyspecError, match="empty"):
+        gen.generate("", 5)
+    other = ToyModel(ToyTokenizer(["x", "y", "z", "w", "v"]), seed=0)
+    with pytest.raises(AnyspecError, match="share one vocabulary"):
+        DraftChainProposer(other, gen.target)
+
+
+class BytesTokenizer(ToyTokenizer):
+    """Tokens that are raw bytes, so one character can span two tokens."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        super().__init__([""] * len(pieces))
+        self.raw = pieces
+
+    def _token_bytes(self, token: int) -> bytes:
+        return self.raw[token]
+
+
+def test_streaming_never_splits_a_character():
+    from anyspec.engine import TextTracker
+
+    tok = BytesTokenizer([b"a", "é".encode()[:1], "é".encode()[1:], "日".encode()[:2], "日".encode()[2:]])
+    tracker = TextTracker(tok, stop=[])
+    ids, pieces = [], []
+    for t in [0, 1, 2, 3, 4, 0]:
+        ids.append(t)
+        piece, _ = tracker.update(ids, final=False)
+        pieces.append(piece)
+    assert pieces == ["a", "", "é", "", "日", "a"]
