@@ -50,13 +50,25 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                         f"model directory (default {DEFAULT_TARGET})")
     p.add_argument("--draft", default=DEFAULT_DRAFT, help=f"draft model, same forms (default {DEFAULT_DRAFT})")
     p.add_argument("--method", default="auto", choices=["auto", *METHODS],
-                   help=f"auto picks sd when the vocabularies match. {_methods_help()}")
+                   help="auto: sd when the vocabularies match, else tokentiming. "
+                        f"{_methods_help()}")
     p.add_argument("--target-backend", default="auto", choices=BACKENDS,
                    help="auto: llamacpp for .gguf files on CPU, hf (transformers) otherwise")
     p.add_argument("--draft-backend", default="auto", choices=BACKENDS, help="as --target-backend, for the draft")
     p.add_argument("--device", default="cpu", help="cpu or cuda (hf backend; bf16 on cuda)")
     p.add_argument("--draft-length", default="auto", metavar="K",
                    help="draft tokens per round: an integer, or auto (adapts to acceptance; default)")
+    p.add_argument("--draft-stop-below", type=float, default=None, metavar="P",
+                   help="stop drafting at a token the draft gives probability < P "
+                        "(default 0.4 with --draft-length auto, off with a fixed length)")
+    p.add_argument("--sampled-drafting", action="store_true",
+                   help="slem/tokentiming: sample the draft at the target's temperature instead "
+                        "of taking its argmax (verification stays exact either way)")
+    p.add_argument("--dtw-band", type=int, default=8, metavar="W",
+                   help="tokentiming: Sakoe-Chiba band of the DTW alignment (default 8)")
+    p.add_argument("--min-confidence", type=float, default=0.05, metavar="C",
+                   help="tokentiming: propose target tokens while the aligned draft "
+                        "confidence stays >= C (default 0.05; 0 proposes all, like slem)")
     p.add_argument("--n-ctx", type=int, default=None, help="context size in tokens (default: the model's, at most 4096 on llamacpp)")
 
 
@@ -84,11 +96,13 @@ def load_generator(args):
             check_same_vocabulary(draft, target)
             method = "sd"
         except AnyspecError:
-            print(f"note: {draft.name} and {target.name} have different vocabularies and no "
-                  "cross-vocabulary method is available yet; running the target alone (ar)",
-                  file=sys.stderr)
-            return SpeculativeGenerator(target)
-    return SpeculativeGenerator(target, make_proposer(method, target, draft), args.draft_length)
+            method = "tokentiming"
+    stop_below = args.draft_stop_below
+    if stop_below is None and args.draft_length == "auto":
+        stop_below = 0.4  # Hugging Face's assistant_confidence_threshold
+    proposer = make_proposer(method, target, draft, stop_below, args.sampled_drafting,
+                             args.dtw_band, args.min_confidence)
+    return SpeculativeGenerator(target, proposer, args.draft_length)
 
 
 def cmd_generate(args) -> int:

@@ -25,6 +25,7 @@ from .models.base import LanguageModel
 from .proposers import NoProposer, Proposer
 from .sampling import SamplingParams
 from .verify.chain import verify_chain
+from .vocab import incomplete_utf8_tail
 
 
 @dataclass
@@ -170,6 +171,10 @@ class SpeculativeGenerator:
             # a round commits drafted + 1 tokens at most: draft no more than can be kept
             k = max(0, min(controller.k(), room - 1))
             proposal = proposer.propose(committed, k, sampling, rng)
+            if len(proposal.tokens) > room - 1:  # re-tokenized text can be more target tokens than k
+                proposal.tokens = proposal.tokens[:room - 1]
+                if proposal.draft_probs is not None:
+                    proposal.draft_probs = proposal.draft_probs[:room - 1]
             n_draft = len(proposal.tokens)
             logits = target.logits(committed + proposal.tokens, n_last=n_draft + 1)
             n_ok, next_token = verify_chain(proposal.tokens, proposal.draft_probs, logits,
@@ -238,7 +243,7 @@ class TextTracker:
         if self.stopped:
             return "", True
         data = self.tokenizer.decode_bytes(ids)
-        complete = data if final else data[:len(data) - _incomplete_utf8_tail(data)]
+        complete = data if final else data[:len(data) - incomplete_utf8_tail(data)]
         text = complete.decode("utf-8", errors="replace")
         cut = min((i for i in (text.find(s) for s in self.stop) if i >= 0), default=-1)
         if cut >= 0:
@@ -250,16 +255,6 @@ class TextTracker:
         self.emitted = max(self.emitted, safe)
         self.text = text
         return piece, self.stopped
-
-
-def _incomplete_utf8_tail(data: bytes) -> int:
-    """How many bytes at the end of `data` start a UTF-8 character that is not finished."""
-    for back in range(1, min(4, len(data)) + 1):
-        b = data[-back]
-        if b & 0xC0 != 0x80:  # not a continuation byte: this is where the last character starts
-            need = 2 if b & 0xE0 == 0xC0 else 3 if b & 0xF0 == 0xE0 else 4 if b & 0xF8 == 0xF0 else 1
-            return back if need > back else 0
-    return 0
 
 
 def _stop_prefix_tail(text: str, stop: list[str]) -> int:

@@ -52,10 +52,16 @@ class NoProposer:
 METHODS = {
     "ar": (False, "target only, one token per pass (the baseline)"),
     "sd": (True, "standard speculative decoding; draft and target share a vocabulary"),
+    "slem": (True, "any vocabularies: draft text re-tokenized for the target, exact match"),
+    "tokentiming": (True, "as slem, plus DTW alignment carrying draft confidence to target tokens"),
+    "tli": (True, "any vocabularies: draft restricted to tokens both vocabularies share"),
 }
+CROSS_VOCABULARY = ("tokentiming", "slem", "tli")
 
 
-def make_proposer(method: str, target, draft=None) -> Proposer:
+def make_proposer(method: str, target, draft=None, stop_below: float | None = None,
+                  sampled_drafting: bool = False, band: int = 8,
+                  min_confidence: float = 0.05) -> Proposer:
     """The proposer for `method`; the checks say what to change when the pair does not fit."""
     from ..errors import AnyspecError
 
@@ -65,6 +71,15 @@ def make_proposer(method: str, target, draft=None) -> Proposer:
         raise AnyspecError(f"method {method} needs a draft model (--draft)")
     if method == "ar":
         return NoProposer()
-    from .draft_chain import DraftChainProposer
+    if method == "sd":
+        from .draft_chain import DraftChainProposer
 
-    return DraftChainProposer(draft, target)
+        return DraftChainProposer(draft, target, stop_below)
+    if method == "tli":
+        from .intersection import IntersectionProposer
+
+        return IntersectionProposer(draft, target, stop_below)
+    from .retokenize import RetokenizingProposer
+
+    return RetokenizingProposer(draft, target, method, sampled_drafting, stop_below, band,
+                                min_confidence)

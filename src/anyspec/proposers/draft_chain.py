@@ -1,12 +1,15 @@
-"""Standard speculative decoding (`sd`): a same-vocabulary draft model proposes a chain.
+"""Running a draft model for k tokens, and standard speculative decoding (`sd`) on top of it.
 
-At temperature 0 the draft's argmax is proposed and verified as a point mass. Otherwise each
-token is sampled from the draft's distribution p, processed with the same temperature, top-k
-and top-p as the target, and verified with min(1, q/p) (Leviathan et al. 2023).
+`draft_chain` is shared by every draft-model method: greedy or sampled drafting, an optional
+restriction to some draft ids (TLI), and Hugging Face's early stop when the draft is unsure.
+`sd` proposes the draft's own ids to a target with the same vocabulary: at temperature 0 the
+argmax as a point mass, otherwise a sample from p (processed with the target's temperature,
+top-k and top-p) verified with min(1, q/p) (Leviathan et al. 2023).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -17,12 +20,57 @@ from ..sampling import SamplingParams, sample, target_probs
 from . import Proposal
 
 
+@dataclass
+class DraftRun:
+    tokens: list[int] = field(default_factory=list)
+    probs: list[np.ndarray] = field(default_factory=list)  # the p each token was sampled from
+    confidence: list[float] = field(default_factory=list)  # p(token) under the draft
+
+
+def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: SamplingParams,
+                rng: np.random.Generator, sampled: bool, stop_below: float | None = None,
+                allowed: np.ndarray | None = None) -> DraftRun:
+    """Up to k draft tokens after `context` (draft ids).
+
+    sampled: draw from p (needed when p is used in verification); else take the argmax.
+    stop_below: stop before a token whose draft probability is below this (at least one is kept).
+    allowed: boolean mask over the draft vocabulary; p is renormalised over it.
+    """
+    run = DraftRun()
+    k = min(k, draft.n_ctx - len(context) + 1)  # the draft's context may be the smaller one
+    for _ in range(k):
+        row = draft.logits(list(context) + run.tokens, n_last=1)[0]
+        if sampled:
+            p = target_probs(row, params)
+        else:
+            p = np.exp(row - row.max(), dtype=np.float64)
+            p /= p.sum()
+        if allowed is not None:
+            p = np.where(allowed, p, 0.0)
+            total = p.sum()
+            if total <= 0:
+                break
+            p /= total
+        token = sample(p, rng) if sampled else int(np.argmax(p))
+        if stop_below is not None and run.tokens and p[token] < stop_below:
+            break
+        run.tokens.append(token)
+        run.confidence.append(float(p[token]))
+        if sampled:
+            run.probs.append(p)
+        if token in draft.tokenizer.eos_ids:
+            break
+    return run
+
+
 class DraftChainProposer:
     name = "sd"
 
-    def __init__(self, draft: LanguageModel, target: LanguageModel) -> None:
+    def __init__(self, draft: LanguageModel, target: LanguageModel,
+                 stop_below: float | None = None) -> None:
         check_same_vocabulary(draft, target)
         self.draft = draft
+        self.stop_below = stop_below
 
     def prefill(self, committed: Sequence[int]) -> None:
         if 1 < len(committed) <= self.draft.n_ctx:
@@ -30,19 +78,9 @@ class DraftChainProposer:
 
     def propose(self, committed: Sequence[int], k: int, params: SamplingParams,
                 rng: np.random.Generator) -> Proposal:
-        k = min(k, self.draft.n_ctx - len(committed) + 1)  # the draft's context may be the smaller
-        tokens: list[int] = []
-        probs: list[np.ndarray] = []
-        for _ in range(k):
-            # the draft's cache keeps whatever prefix still matches; no bookkeeping here
-            row = self.draft.logits(list(committed) + tokens, n_last=1)[0]
-            if params.greedy:
-                tokens.append(int(np.argmax(row)))
-            else:
-                p = target_probs(row, params)
-                probs.append(p)
-                tokens.append(sample(p, rng))
-        return Proposal(tokens, None if params.greedy else probs)
+        run = draft_chain(self.draft, committed, k, params, rng, sampled=not params.greedy,
+                          stop_below=self.stop_below)
+        return Proposal(run.tokens, run.probs if run.probs else None)
 
 
 def check_same_vocabulary(draft: LanguageModel, target: LanguageModel) -> None:

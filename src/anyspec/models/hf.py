@@ -1,0 +1,234 @@
+"""Hugging Face transformers + PyTorch backend: HF model directories or GGUF files, CPU or CUDA.
+
+GGUF files are dequantised by transformers in Python (about a minute for Gemma 3 270M), so the
+converted model is saved once as safetensors under ~/.cache/anyspec/hf and loaded from there.
+The KV cache is a DynamicCache built without a config: every layer, sliding-window ones
+included, keeps all positions, so the cache can be cropped back to any length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import AnyspecError
+from .base import LanguageModel, Tokenizer
+
+# Tokens that end a turn in common chat formats (llama.cpp treats these as end-of-generation too).
+END_OF_TURN = ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>",
+               "<|end_of_text|>", "<|return|>", "</s>")
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte -> printable character map that byte-level BPE vocabularies are written in."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) \
+        + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+_BYTE_DECODER = {c: b for b, c in _bytes_to_unicode().items()}
+
+
+class HFTokenizer(Tokenizer):
+    def __init__(self, tok, vocab_size: int, generation_config=None) -> None:
+        self._tok = tok
+        self.vocab_size = vocab_size  # the logits width; may exceed the tokenizer's size
+        self.bos_id = tok.bos_token_id
+        self.chat_template = getattr(tok, "chat_template", None)
+        # what tokenizer(text) adds by default: BOS for Gemma, nothing for SmolLM2
+        probe = tok("a", add_special_tokens=True)["input_ids"]
+        self._add_bos = self.bos_id is not None and bool(probe) and probe[0] == self.bos_id
+        eos = {tok.eos_token_id}
+        gen_eos = getattr(generation_config, "eos_token_id", None)
+        eos.update(gen_eos if isinstance(gen_eos, (list, tuple)) else [gen_eos])
+        vocab = tok.get_vocab()
+        eos.update(vocab[t] for t in END_OF_TURN if t in vocab)
+        self.eos_ids = frozenset(i for i in eos if i is not None and 0 <= i < vocab_size)
+        self._byte_level = "ByteLevel" in _decoder_description(tok)
+
+    def encode(self, text: str, add_special: bool = True) -> list[int]:
+        # split_special_tokens: "<start_of_turn>" typed in text stays text, as in llama.cpp, so
+        # decode(encode(text)) == text; control tokens come only from add_special
+        ids = self._tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        return [self.bos_id] + ids if add_special and self._add_bos else ids
+
+    def _token_bytes(self, token: int) -> bytes:
+        return self.bytes_table()[token]
+
+    def bytes_table(self) -> list[bytes]:
+        if self._bytes_table is None:
+            self._bytes_table = self._build_table()
+        return self._bytes_table
+
+    def _build_table(self) -> list[bytes]:
+        tok = self._tok
+        n = min(len(tok), self.vocab_size)
+        pieces = tok.convert_ids_to_tokens(list(range(n)))  # one call, not n
+        added = tok.added_tokens_decoder  # id -> AddedToken: text as written, not in vocab form
+        special = set(tok.all_special_ids) | {i for i, t in added.items() if t.special}
+        table = [b""] * self.vocab_size
+        for i, piece in enumerate(pieces):
+            if piece is None or i in special or i in self.eos_ids:
+                continue  # control and end-of-generation tokens add no text (as in llama.cpp)
+            if i in added:
+                table[i] = added[i].content.encode()
+            elif self._byte_level:
+                table[i] = bytes(_BYTE_DECODER[c] for c in piece)
+            elif len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
+                table[i] = bytes([int(piece[3:5], 16)])  # SentencePiece byte fallback
+            else:
+                table[i] = piece.replace("▁", " ").encode()
+        return table
+
+
+def _decoder_description(tok) -> str:
+    """The tokenizer's decoder as text, enough to tell byte-level BPE from SentencePiece."""
+    backend = getattr(tok, "backend_tokenizer", None)
+    decoder = getattr(backend, "decoder", None)
+    if decoder is None:
+        return ""
+    try:
+        return decoder.__getstate__().decode()  # JSON, lists the parts of a Sequence decoder
+    except Exception:
+        return type(decoder).__name__
+
+
+class HFModel(LanguageModel):
+    backend = "hf"
+
+    def __init__(self, path: str | Path, name: str | None = None, device: str = "cpu",
+                 dtype=None, n_ctx: int | None = None, gguf_file: str | None = None) -> None:
+        super().__init__()
+        try:
+            import torch
+            import transformers
+        except ImportError as e:  # pragma: no cover - install problem
+            raise AnyspecError("the hf backend needs torch and transformers: "
+                               "pip install torch==2.13.0 transformers") from e
+        self._torch = torch
+        path = Path(path).expanduser()
+        if gguf_file is not None:
+            path = path / gguf_file
+        self.name = name or path.name
+        self.path = path
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise AnyspecError(f"device '{device}' was asked for but PyTorch sees no CUDA GPU "
+                               f"(torch {torch.__version__}); use --device cpu")
+        self.device = device
+        if os.environ.get("ANYSPEC_THREADS"):
+            torch.set_num_threads(int(os.environ["ANYSPEC_THREADS"]))
+        if dtype is None:
+            dtype = torch.float32 if device == "cpu" else torch.bfloat16
+        elif isinstance(dtype, str):
+            dtype = getattr(torch, dtype)
+
+        model_dir = _model_dir(path)
+        try:
+            self._model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+            tok = transformers.AutoTokenizer.from_pretrained(model_dir)
+        except Exception as e:
+            raise AnyspecError(f"transformers could not load {path} as a causal LM: {e}") from e
+        self._model.to(device).eval()
+        config = self._model.config
+        self.n_ctx = n_ctx or min(getattr(config, "max_position_embeddings", None) or 32768, 32768)
+        width = self._model.get_output_embeddings().weight.shape[0]
+        self.tokenizer = HFTokenizer(tok, width, self._model.generation_config)
+        self._cache = transformers.DynamicCache()  # no config: full layers, croppable
+
+    def _forward(self, ids: Sequence[int], start: int, n_logits: int) -> np.ndarray:
+        torch = self._torch
+        if self._cache.get_seq_length() != start:
+            raise RuntimeError(f"cache holds {self._cache.get_seq_length()} positions, "
+                               f"forward asked to start at {start}")
+        with torch.inference_mode():
+            input_ids = torch.tensor([list(ids)], dtype=torch.long, device=self.device)
+            pos = torch.arange(start, start + len(ids), device=self.device)
+            try:
+                out = self._model(input_ids=input_ids, position_ids=pos[None], cache_position=pos,
+                                  past_key_values=self._cache, use_cache=True,
+                                  logits_to_keep=n_logits)  # skip unneeded output-layer rows
+            except BaseException:  # stopped midway, some layers may hold the new ids: start over
+                self._cache = type(self._cache)()
+                self.cached = []
+                raise
+            return out.logits[0, -n_logits:].float().cpu().numpy()
+
+    def _truncate(self, length: int) -> None:
+        if length == 0:
+            self._cache = type(self._cache)()
+            return
+        extra = self._cache.get_seq_length() - length
+        if extra > 0:
+            self._cache.crop(-extra)  # transformers 5.x: a negative count of tokens to drop
+
+
+def _model_dir(path: Path) -> Path:
+    """A directory from_pretrained can load: `path` itself, or the cached conversion of a GGUF."""
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise AnyspecError(f"{path} is a directory without config.json; expected a Hugging "
+                               "Face model directory (config.json, weights, tokenizer) or a "
+                               ".gguf file")
+        return path
+    if not path.is_file():
+        raise AnyspecError(f"{path} does not exist; expected a .gguf file or a Hugging Face "
+                           "model directory")
+    with open(path, "rb") as f:
+        if f.read(4) != b"GGUF":
+            raise AnyspecError(f"{path} is not a GGUF file (no GGUF magic); expected a .gguf "
+                               "model file or a Hugging Face model directory")
+    st = path.stat()
+    stamp = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"  # a changed file converts again
+    key = hashlib.sha256(stamp.encode()).hexdigest()[:12]
+    root = Path(os.environ.get("ANYSPEC_CACHE") or Path.home() / ".cache" / "anyspec") / "hf"
+    cached = root / f"{path.stem}-{key}"
+    if (cached / "config.json").is_file():
+        return cached
+    _convert_gguf(path, cached)
+    return cached
+
+
+def _convert_gguf(path: Path, dest: Path) -> None:
+    """Dequantise a GGUF through transformers once and save it as safetensors, atomically."""
+    import transformers
+
+    print(f"anyspec: converting {path.name} to safetensors for the hf backend (one time, about "
+          f"a minute); cached at {dest}", file=sys.stderr, flush=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is an ordinary directory
+    try:
+        kw = {"gguf_file": path.name}
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            path.parent, dtype="float32", **kw,
+            quantization_config=transformers.GgufConfig(dequantize=True))  # plain dense weights
+        tok = transformers.AutoTokenizer.from_pretrained(path.parent, **kw)
+        # the weights are dense now: drop the GGUF quantizer, which refuses to be saved
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        try:
+            os.rename(tmp, dest)
+        except OSError:  # another process finished first: keep its copy
+            if not (dest / "config.json").is_file():
+                raise
+    except Exception as e:
+        raise AnyspecError(f"transformers could not convert {path} (GGUF) into a model: {e}") from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,103 @@
+"""Proposers for a draft with a different vocabulary: the draft writes text, the target's
+tokenizer turns it into proxy target tokens, verified as point masses (lossless at any
+temperature, algorithms.md section 0).
+
+- `slem` (Timor et al. 2025): propose every proxy token.
+- `tokentiming` (arXiv 2510.15545): align draft and proxy tokens by DTW over their bytes and
+  carry each draft token's probability to the proxies it links to; propose proxies while the
+  carried confidence stays above a threshold, since on this hardware every extra verified
+  position costs target time.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..align import dtw_align, target_to_draft
+from ..models.base import LanguageModel
+from ..sampling import SamplingParams
+from ..vocab import DraftText, reencode_continuation
+from . import Proposal
+from .draft_chain import draft_chain
+
+
+class DraftSide:
+    """The draft model plus its ids for the committed text; shared by cross-vocabulary methods."""
+
+    def __init__(self, draft: LanguageModel, target: LanguageModel) -> None:
+        self.draft = draft
+        self.target_tokenizer = target.tokenizer
+        self.text: DraftText | None = None
+        self.last_drafted: list[int] = []
+
+    def prefill(self, committed: Sequence[int]) -> None:
+        self.text = DraftText(self.draft.tokenizer, self.target_tokenizer.decode_bytes(committed))
+        self.last_drafted = []
+        ids = self.text.ids
+        if 1 < len(ids) <= self.draft.n_ctx:
+            self.draft.logits(ids[:-1], n_last=1)
+
+    def sync(self, committed: Sequence[int]) -> bytes:
+        """Bring the draft ids up to the committed text; return the bytes not covered yet."""
+        committed_text = self.target_tokenizer.decode_bytes(committed)
+        self.text.sync(committed_text, self.last_drafted)
+        self.last_drafted = []
+        return self.text.pending(committed_text)
+
+
+class RetokenizingProposer:
+    def __init__(self, draft: LanguageModel, target: LanguageModel, method: str = "slem",
+                 sampled_drafting: bool = False, stop_below: float | None = None,
+                 band: int = 8, min_confidence: float = 0.0) -> None:
+        self.name = method
+        self.side = DraftSide(draft, target)
+        self.draft = draft
+        self.target_tokenizer = target.tokenizer
+        self.sampled_drafting = sampled_drafting
+        self.stop_below = stop_below
+        self.band = band
+        self.min_confidence = min_confidence if method == "tokentiming" else 0.0
+        # a draft's end token has no text to re-tokenize (and an instruct draft ends early on
+        # plain text): draft text only, and let the target decide where to stop
+        self.text_only = np.ones(draft.vocab_size, dtype=bool)
+        self.text_only[list(draft.tokenizer.eos_ids)] = False
+
+    def prefill(self, committed: Sequence[int]) -> None:
+        self.side.prefill(committed)
+
+    def propose(self, committed: Sequence[int], k: int, params: SamplingParams,
+                rng: np.random.Generator) -> Proposal:
+        pending = self.side.sync(committed)
+        run = draft_chain(self.draft, self.side.text.ids, k, params, rng,
+                          sampled=self.sampled_drafting and not params.greedy,
+                          stop_below=self.stop_below, allowed=self.text_only)
+        self.side.last_drafted = run.tokens
+        drafted = self.draft.tokenizer.decode_bytes(run.tokens)
+        if not drafted.startswith(pending):  # the draft did not finish the pending character
+            return Proposal()
+        proxies = reencode_continuation(self.target_tokenizer, committed, drafted[len(pending):])
+        if self.min_confidence > 0 and proxies:
+            proxies = proxies[:self._confident_prefix(run.tokens, run.confidence, proxies)]
+        return Proposal(proxies)
+
+    def _confident_prefix(self, drafted: list[int], confidence: list[float],
+                          proxies: list[int]) -> int:
+        """How many proxies to keep: while the product of the linked draft tokens' probabilities
+        (each counted once, at its first link) stays >= min_confidence."""
+        d_table = self.draft.tokenizer.bytes_table()
+        t_table = self.target_tokenizer.bytes_table()
+        # latin-1 maps each byte to one character: byte-level distances, never U+FFFD
+        path = dtw_align([d_table[i].decode("latin-1") for i in drafted],
+                         [t_table[i].decode("latin-1") for i in proxies], band=self.band)
+        links = target_to_draft(path, len(proxies))
+        seen, cumulative = -1, 1.0
+        for j, linked in enumerate(links):
+            for i in linked:
+                if i > seen:
+                    cumulative *= confidence[i]
+                    seen = i
+            if cumulative < self.min_confidence:
+                return max(j, 1)
+        return len(proxies)
