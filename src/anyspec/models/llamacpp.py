@@ -2,12 +2,32 @@
 
 Uses the low-level API for batches so that logits are computed and copied only for the rows
 asked for (a Gemma row is 262k floats), and the cache is rolled back by position.
+
+Split invariance. ggml's CPU backend picks its matmul kernel by batch shape, and the kernels
+round differently: one row goes through `vec_dot`, two or more through llamafile's tinyBLAS
+(Q8_0/Q5_0 weights, the f16 K/V products of attention); K-quant weights that are repacked at
+load (Q4_K -> q4_K_8x8) use a 4-row `gemm` for whole groups of 4 rows and a `gemv` for the rest,
+and unrepacked K-quants switch to the "tiled" kernel at 8 rows or more. A position's logits
+then depend on how the ids were cut into calls: last-ulp differences that Gemma 3 (huge
+residual stream, Q8 activation quantisation) amplifies to about 1 logit. Speculative decoding
+scores in chunks of varying size, plain decoding one token at a time, so they drift apart.
+
+With `split_invariant=True` (the default) every kernel is one whose result for a row does not
+depend on the rest of the batch: no repacking (`use_extra_bufts=False`), no tiled kernel
+(`GGML_CPU_TILED_MM=0`, a process-wide switch ggml reads once), and never a batch of one row:
+a lone token gets a throwaway twin at the next position (causal, so it cannot affect the real
+one; its cache cell is dropped at once), and a batch asking for one logits row asks for two
+(the last layer and the output matmul run on the output rows only). Logits are then
+bit-identical for every split. Cost on Gemma 3 270M, 2 cores: one-token step 22 -> 26 ms,
+8-token step unchanged (~60 ms), 74-token prefill 183 -> 194 ms.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import threading
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -61,15 +81,44 @@ def _special_candidates(llama_cpp, vocab, n_vocab: int) -> list[int]:
     return ids
 
 
+_LOAD_LOCK = threading.Lock()  # the no-repack load patches a llama_cpp module function briefly
+
+
+def _load(Llama, llama_cpp_llama, repack: bool, **kwargs):
+    """Llama(**kwargs); without repacking of weights at load when `repack` is False.
+
+    llama-cpp-python does not expose llama_model_params.use_extra_bufts, so the default params
+    it starts from are patched for the duration of this one construction.
+    """
+    if repack:
+        return Llama(**kwargs)
+    lib = llama_cpp_llama.llama_cpp  # the ctypes module llama.py takes its defaults from
+    with _LOAD_LOCK:
+        original = lib.llama_model_default_params
+
+        def no_extra_bufts():
+            params = original()
+            params.use_extra_bufts = False
+            return params
+
+        lib.llama_model_default_params = no_extra_bufts
+        try:
+            return Llama(**kwargs)
+        finally:
+            lib.llama_model_default_params = original
+
+
 class LlamaCppModel(LanguageModel):
     backend = "llamacpp"
 
     def __init__(self, path: str | Path, name: str | None = None, n_ctx: int = 4096,
-                 n_threads: int | None = None, n_batch: int = 512) -> None:
+                 n_threads: int | None = None, n_batch: int = 512,
+                 split_invariant: bool = True) -> None:
         super().__init__()
         try:
             from llama_cpp import Llama
             import llama_cpp
+            import llama_cpp.llama as llama_cpp_llama
         except ImportError as e:  # pragma: no cover - install problem
             raise AnyspecError(
                 "the llamacpp backend needs llama-cpp-python: pip install llama-cpp-python==0.3.36"
@@ -78,16 +127,28 @@ class LlamaCppModel(LanguageModel):
         path = Path(path)
         self.name = name or path.name
         self.path = path
+        self.split_invariant = split_invariant
+        if split_invariant:
+            # Read once per process by ggml, at the first matmul planned: set it before any.
+            tiled = os.environ.setdefault("GGML_CPU_TILED_MM", "0")
+            if tiled.strip() not in ("0", ""):
+                warnings.warn(
+                    f"GGML_CPU_TILED_MM={tiled} is set: llama.cpp logits will depend on how ids "
+                    "are split into calls (speculative and plain greedy output may differ)",
+                    stacklevel=2)
         threads = n_threads or int(os.environ.get("ANYSPEC_THREADS", 0)) or os.cpu_count() or 1
+        # one spare cell: a lone token at the last position still gets its throwaway twin
+        extra = 1 if split_invariant else 0
         try:
-            self._llm = Llama(
-                model_path=str(path), n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch,
+            self._llm = _load(
+                Llama, llama_cpp_llama, repack=not split_invariant,
+                model_path=str(path), n_ctx=n_ctx + extra, n_batch=n_batch, n_ubatch=n_batch,
                 n_threads=threads, n_threads_batch=threads, verbose=False,
                 swa_full=True,  # sliding-window layers keep every position, so rollback works
             )
         except Exception as e:  # llama.cpp says little more than "failed to load"
             raise AnyspecError(f"llama.cpp could not load {path} as a GGUF model: {e}") from e
-        self.n_ctx = self._llm.n_ctx()
+        self.n_ctx = min(n_ctx, self._llm.n_ctx() - extra)
         self.tokenizer = LlamaCppTokenizer(self._llm)
         self._ctx = self._llm._ctx.ctx
         self._memory = llama_cpp.llama_get_memory(self._ctx)
@@ -99,20 +160,32 @@ class LlamaCppModel(LanguageModel):
         out = np.empty((n_logits, self.vocab_size), dtype=np.float32)
         first_logit = len(ids) - n_logits
         for chunk_start in range(0, len(ids), self._n_batch):
-            chunk = ids[chunk_start:chunk_start + self._n_batch]
+            chunk = list(ids[chunk_start:chunk_start + self._n_batch])
+            n_real = len(chunk)
+            wanted = [chunk_start + j >= first_logit for j in range(n_real)]
+            if self.split_invariant:
+                # Never a one-row matmul (see the module docstring): a lone token gets a twin
+                # at the next position, a single logits row a neighbour. Their rows are
+                # computed and thrown away.
+                if n_real == 1:
+                    chunk.append(chunk[0])
+                    wanted.append(wanted[0])
+                elif sum(wanted) == 1:
+                    wanted[n_real - 2] = True
             b = self._batch
             b.n_tokens = len(chunk)
             for j, tok in enumerate(chunk):
-                i = chunk_start + j
                 b.token[j] = tok
-                b.pos[j] = start + i
+                b.pos[j] = start + chunk_start + j
                 b.n_seq_id[j] = 1
                 b.seq_id[j][0] = 0
-                b.logits[j] = i >= first_logit
+                b.logits[j] = wanted[j]
             rc = lc.llama_decode(self._ctx, b)
             if rc != 0:
                 raise RuntimeError(f"llama_decode failed with code {rc}")
-            for j in range(len(chunk)):
+            if len(chunk) > n_real:  # drop the twin's cache cell
+                self._truncate(start + chunk_start + n_real)
+            for j in range(n_real):
                 i = chunk_start + j
                 if i >= first_logit:  # copy only the rows asked for
                     ptr = lc.llama_get_logits_ith(self._ctx, j)
