@@ -31,6 +31,19 @@ def exact_sequence_law(model, prompt, n, params):
     return law
 
 
+def law_pvalue(counts, law, n_runs):
+    """Chi-square p-value of observed sequence counts against the exact law."""
+    keys = [s for s in law if law[s] > 0]
+    assert sum(counts[s] for s in keys) == n_runs  # nothing outside the support
+    expected = np.array([law[s] for s in keys]) * n_runs
+    observed = np.array([counts[s] for s in keys])
+    # pool rare sequences so every cell expects >= 5
+    rare = expected < 5
+    observed = np.append(observed[~rare], observed[rare].sum())
+    expected = np.append(expected[~rare], expected[rare].sum())
+    return chisquare(observed, expected).pvalue
+
+
 @pytest.mark.parametrize("params", [SamplingParams(1.0), SamplingParams(0.7, top_k=3)])
 @pytest.mark.parametrize("k", [1, 3])
 def test_sd_keeps_the_target_law_over_three_tokens(params, k):
@@ -46,15 +59,7 @@ def test_sd_keeps_the_target_law_over_three_tokens(params, k):
         out = gen.generate(prompt, 3, SamplingParams(params.temperature, params.top_k,
                                                      seed=int(rng.integers(2**63))))
         counts[tuple(out.token_ids)] += 1
-    keys = [s for s in law if law[s] > 0]
-    assert sum(counts[s] for s in keys) == n_runs  # nothing outside the support
-    expected = np.array([law[s] for s in keys]) * n_runs
-    observed = np.array([counts[s] for s in keys])
-    # pool rare sequences so every cell expects >= 5
-    rare = expected < 5
-    observed = np.append(observed[~rare], observed[rare].sum())
-    expected = np.append(expected[~rare], expected[rare].sum())
-    assert chisquare(observed, expected).pvalue > 1e-3
+    assert law_pvalue(counts, law, n_runs) > 1e-3
 
 
 def test_a_biased_draft_rule_is_caught():
