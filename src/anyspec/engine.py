@@ -148,7 +148,7 @@ class SpeculativeGenerator:
              stop: list[str]) -> Iterator[str | Generation]:
         target, proposer = self.target, self.proposer
         draft = getattr(proposer, "draft", None)
-        controller = make_controller(self.draft_length)
+        controller = make_controller(self.draft_length, target, draft)
         rng = np.random.default_rng(sampling.seed)
         stats = GenerationStats(method=proposer.name)
         text = TextTracker(target.tokenizer, stop)
@@ -180,7 +180,10 @@ class SpeculativeGenerator:
             n_ok, next_token = verify_chain(proposal.tokens, proposal.draft_probs, logits,
                                             sampling, rng)
             new = proposal.tokens[:n_ok] + [next_token]
-            controller.observe(n_draft, n_ok)
+            draft_s = (draft.counter.seconds - draft_before) if draft else 0.0
+            target_s = target.counter.seconds - target_before
+            controller.observe(n_draft, n_ok, draft_s,
+                               time.perf_counter() - round_start - draft_s - target_s)
             _count_round(stats, n_draft, n_ok, len(new))
 
             for tok in new:  # commit one by one: EOS or the token limit may cut the round short
@@ -200,8 +203,8 @@ class SpeculativeGenerator:
                 finish = "stop"
                 piece, _ = text.update(generated, final=True)
 
-            stats.draft_seconds += (draft.counter.seconds - draft_before) if draft else 0.0
-            stats.target_seconds += target.counter.seconds - target_before
+            stats.draft_seconds += draft_s
+            stats.target_seconds += target_s
             stats.total_seconds = time.perf_counter() - started
             if piece:
                 yield piece

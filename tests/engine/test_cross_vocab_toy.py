@@ -17,7 +17,7 @@ TARGET_PIECES = ["a", "b", "c", "ab", "ca", " "]
 DRAFT_PIECES = ["a", "b", "c", "bc", "abc", " a", " "]
 
 
-@pytest.mark.parametrize("method", ["slem", "tokentiming", "tli"])
+@pytest.mark.parametrize("method", ["slem", "tokentiming", "tli", "slrs"])
 def test_cross_vocabulary_keeps_the_target_law(method):
     target = ToyModel(ToyTokenizer(TARGET_PIECES), seed=11, sharpness=1.5)
     draft = ToyModel(ToyTokenizer(DRAFT_PIECES), seed=12, sharpness=1.5)
@@ -36,7 +36,7 @@ def test_cross_vocabulary_keeps_the_target_law(method):
     assert law_pvalue(counts, law, n_runs) > 1e-3
 
 
-@pytest.mark.parametrize("method", ["slem", "tokentiming", "tli"])
+@pytest.mark.parametrize("method", ["slem", "tokentiming", "tli", "slrs"])
 def test_cross_vocabulary_greedy_equals_target_alone(method):
     target = ToyModel(ToyTokenizer(TARGET_PIECES), seed=21, n_ctx=300)
     draft = ToyModel(ToyTokenizer(DRAFT_PIECES), seed=21, n_ctx=300)

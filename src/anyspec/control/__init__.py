@@ -1,5 +1,6 @@
 """Choosing how many tokens to draft each round."""
 
-from .draft_length import AdaptiveDraftLength, FixedDraftLength, make_controller
+from .draft_length import (DRAFT_LENGTHS, AdaptiveDraftLength, CostAwareDraftLength,
+                           FixedDraftLength, make_controller)
 
-__all__ = ["AdaptiveDraftLength", "FixedDraftLength", "make_controller"]
+__all__ = ["DRAFT_LENGTHS", "AdaptiveDraftLength", "CostAwareDraftLength", "FixedDraftLength", "make_controller"]

@@ -1,8 +1,10 @@
 """Draft-length controllers. The engine asks `k()` before a round and reports `observe()` after.
 
-Fixed: always k. Adaptive: the heuristic transformers uses for assisted generation (+2 after a
-round where every draft token was accepted, -1 otherwise, never below 1), kept here as a
-simple, known baseline.
+- Fixed: always k.
+- Adaptive: the heuristic transformers uses for assisted generation (+2 after a round where
+  every draft token was accepted, -1 otherwise, never below 1): a known baseline.
+- Cost-aware (the default, "auto"): picks the k that maximises expected tokens per second from
+  measured costs, and k = 0 (plain decoding) when speculation does not pay.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ class FixedDraftLength:
     def k(self) -> int:
         return self._k
 
-    def observe(self, drafted: int, accepted: int) -> None:
+    def observe(self, drafted: int, accepted: int, draft_seconds: float = 0.0,
+                other_seconds: float = 0.0) -> None:
         pass
 
     def describe(self) -> str:
@@ -32,7 +35,8 @@ class AdaptiveDraftLength:
     def k(self) -> int:
         return self._k
 
-    def observe(self, drafted: int, accepted: int) -> None:
+    def observe(self, drafted: int, accepted: int, draft_seconds: float = 0.0,
+                other_seconds: float = 0.0) -> None:
         if drafted == 0:
             return
         if accepted == drafted:
@@ -44,14 +48,93 @@ class AdaptiveDraftLength:
         return "adaptive (+2 when all accepted, else -1)"
 
 
-def make_controller(draft_length: str | int):
-    """'auto' -> adaptive; an integer (or its string) -> fixed."""
+class CostAwareDraftLength:
+    """The draft length with the most expected tokens per second, from measured costs.
+
+    With acceptance treated as a per-token probability a (estimated as accepted / (accepted +
+    rejections), the geometric model), a round that drafts k tokens commits on average
+    E(k) = (1 - a^(k+1)) / (1 - a) tokens and takes T(k) = k * draft_cost + target(k+1) +
+    overhead, where target(n) is the target's measured cost of a pass over n tokens (not
+    linear in n on a CPU). k = 0 is plain decoding: chosen when no k > 0 beats it. While it
+    is chosen, one round in `probe_every` drafts anyway so the estimates follow the text.
+    """
+
+    def __init__(self, target, draft, max_k: int = 16, start: int = 4,
+                 probe_every: int = 16) -> None:
+        self.target_costs = target.costs
+        self.draft_costs = draft.costs if draft is not None else None
+        self.max_k = max_k
+        self.probe_every = probe_every
+        self.accepted, self.rejected = 1.0, 1.0  # a weak prior: a = 0.5
+        self.draft_cost: float | None = None  # seconds of drafting per unit of k
+        self.overhead = {True: 0.0, False: 0.0}  # seconds outside the models, by k > 0
+        self._warmup = [start, 0, start // 2]  # measure a few sizes before trusting the model
+        self._since_draft = 0
+        self._k = start
+
+    @property
+    def acceptance(self) -> float:
+        return self.accepted / (self.accepted + self.rejected)
+
+    def k(self) -> int:
+        if self._warmup:
+            self._k = self._warmup.pop(0)
+        else:
+            self._k = self.best_k()
+            if self._k == 0 and self._since_draft >= self.probe_every:
+                self._k = 2
+        return self._k
+
+    def best_k(self) -> int:
+        a = min(self.acceptance, 0.999)
+        best_k, best_rate = 0, None
+        for k in range(self.max_k + 1):
+            seconds = self.expected_round_seconds(k)
+            if seconds is None:
+                continue
+            rate = (1 - a ** (k + 1)) / (1 - a) / seconds
+            if best_rate is None or rate > best_rate:
+                best_k, best_rate = k, rate
+        return best_k
+
+    def expected_round_seconds(self, k: int) -> float | None:
+        verify = self.target_costs.estimate(k + 1)
+        if verify is None or (k > 0 and self.draft_cost is None):
+            return None
+        return (k * self.draft_cost if k else 0.0) + verify + self.overhead[k > 0]
+
+    def observe(self, drafted: int, accepted: int, draft_seconds: float = 0.0,
+                other_seconds: float = 0.0) -> None:
+        smooth = 0.2
+        self.overhead[self._k > 0] += smooth * (other_seconds - self.overhead[self._k > 0])
+        if self._k == 0:
+            self._since_draft += 1
+            return
+        self._since_draft = 0
+        per_k = draft_seconds / self._k
+        self.draft_cost = per_k if self.draft_cost is None else \
+            self.draft_cost + smooth * (per_k - self.draft_cost)
+        # decay old evidence so the estimate follows the text (code drafts better than poetry)
+        self.accepted = 0.95 * self.accepted + accepted
+        self.rejected = 0.95 * self.rejected + (1 if accepted < drafted else 0)
+
+    def describe(self) -> str:
+        return "cost-aware (most expected tokens per second; 0 = plain decoding)"
+
+
+DRAFT_LENGTHS = "auto (cost-aware, default), adaptive (Hugging Face's +2/-1), or an integer"
+
+
+def make_controller(draft_length: str | int, target=None, draft=None):
+    """'auto' -> cost-aware (needs the models), 'adaptive' -> +2/-1, an integer -> fixed."""
     if draft_length in ("auto", None):
+        return CostAwareDraftLength(target, draft) if target is not None else AdaptiveDraftLength()
+    if draft_length == "adaptive":
         return AdaptiveDraftLength()
     try:
         k = int(draft_length)
     except (TypeError, ValueError):
-        raise AnyspecError(f"draft length must be 'auto' or an integer >= 1, got {draft_length!r}") from None
+        raise AnyspecError(f"draft length must be {DRAFT_LENGTHS}; got {draft_length!r}") from None
     if k < 1:
-        raise AnyspecError(f"draft length must be 'auto' or an integer >= 1, got {k}")
+        raise AnyspecError(f"draft length must be {DRAFT_LENGTHS}; got {k}")
     return FixedDraftLength(k)

@@ -65,6 +65,31 @@ class ForwardCounter:
     seconds: float = 0.0
 
 
+class ForwardCosts:
+    """Measured seconds of one forward pass by number of new tokens (moving averages), for
+    the draft-length controller: on a CPU the cost of n tokens is far from linear in n."""
+
+    def __init__(self, smoothing: float = 0.2) -> None:
+        self.smoothing = smoothing
+        self.seconds: dict[int, float] = {}
+
+    def record(self, n_tokens: int, seconds: float) -> None:
+        old = self.seconds.get(n_tokens)
+        self.seconds[n_tokens] = seconds if old is None else old + self.smoothing * (seconds - old)
+
+    def estimate(self, n_tokens: int) -> float | None:
+        """Seconds for n new tokens: measured, else interpolated between measured sizes
+        (beyond the largest, scaled linearly from it); None before any measurement."""
+        if not self.seconds:
+            return None
+        if n_tokens in self.seconds:
+            return self.seconds[n_tokens]
+        sizes = sorted(self.seconds)
+        if n_tokens > sizes[-1]:
+            return self.seconds[sizes[-1]] * n_tokens / sizes[-1]
+        return float(np.interp(n_tokens, sizes, [self.seconds[n] for n in sizes]))
+
+
 class LanguageModel(ABC):
     """A causal LM with a KV cache that holds a prefix of some id sequence."""
 
@@ -77,6 +102,7 @@ class LanguageModel(ABC):
     def __init__(self) -> None:
         self.cached: list[int] = []  # ids whose keys/values are in the cache, in order
         self.counter = ForwardCounter()
+        self.costs = ForwardCosts()
 
     # --- what a backend implements -------------------------------------------------------
     @abstractmethod
@@ -106,7 +132,9 @@ class LanguageModel(ABC):
         self.rollback(keep)
         start = time.perf_counter()
         out = self._forward(ids[keep:], keep, n_last)
-        self.counter.seconds += time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        self.counter.seconds += seconds
+        self.costs.record(len(ids) - keep, seconds)
         self.counter.calls += 1
         self.counter.tokens += len(ids) - keep
         self.cached = list(ids)

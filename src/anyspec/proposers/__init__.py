@@ -55,8 +55,10 @@ METHODS = {
     "slem": (True, "any vocabularies: draft text re-tokenized for the target, exact match"),
     "tokentiming": (True, "as slem, plus DTW alignment carrying draft confidence to target tokens"),
     "tli": (True, "any vocabularies: draft restricted to tokens both vocabularies share"),
+    "slrs": (True, "any vocabularies: string-level rejection sampling over the draft's "
+                   "segmentations of each target token (more draft passes, higher acceptance)"),
 }
-CROSS_VOCABULARY = ("tokentiming", "slem", "tli")
+CROSS_VOCABULARY = ("tokentiming", "slem", "tli", "slrs")
 
 
 def make_proposer(method: str, target, draft=None, stop_below: float | None = None,
@@ -79,6 +81,10 @@ def make_proposer(method: str, target, draft=None, stop_below: float | None = No
         from .intersection import IntersectionProposer
 
         return IntersectionProposer(draft, target, stop_below)
+    if method == "slrs":
+        from .string_rejection import StringRejectionProposer
+
+        return StringRejectionProposer(draft, target, stop_below)
     from .retokenize import RetokenizingProposer
 
     return RetokenizingProposer(draft, target, method, sampled_drafting, stop_below, band,

@@ -125,13 +125,13 @@ class DraftText:
         return text[self.covered:]
 
 
-def shared_token_map(draft_tokenizer, target_tokenizer) -> np.ndarray:
-    """For each draft id, the target id with exactly the same bytes, or -1 (TLI's intersection).
+def ids_by_bytes(tokenizer) -> dict[bytes, int]:
+    """Each non-empty token text -> the id the tokenizer itself produces for it.
 
-    Where several target ids share the bytes (a byte-fallback <0x41> and a normal "A"), the
-    normal token wins: it is the one the target's tokenizer produces.
+    Where several ids share the bytes (a byte-fallback <0x41> and a normal "A"), the normal
+    token wins: it is the one the tokenizer's encode produces.
     """
-    table = target_tokenizer.bytes_table()
+    table = tokenizer.bytes_table()
     by_bytes: dict[bytes, int] = {}
     duplicated = set()
     for i, b in enumerate(table):
@@ -142,8 +142,14 @@ def shared_token_map(draft_tokenizer, target_tokenizer) -> np.ndarray:
                 by_bytes[b] = i
     for b in duplicated:
         text = _decodes(b)
-        ids = target_tokenizer.encode(text, add_special=False) if text else []
+        ids = tokenizer.encode(text, add_special=False) if text else []
         if len(ids) == 1 and table[ids[0]] == b:
             by_bytes[b] = ids[0]
+    return by_bytes
+
+
+def shared_token_map(draft_tokenizer, target_tokenizer) -> np.ndarray:
+    """For each draft id, the target id with exactly the same bytes, or -1 (TLI's intersection)."""
+    by_bytes = ids_by_bytes(target_tokenizer)
     return np.array([by_bytes.get(b, -1) if b else -1 for b in draft_tokenizer.bytes_table()],
                     dtype=np.int64)

