@@ -10,6 +10,8 @@ from . import __version__
 from .errors import AnyspecError
 from .models.registry import BACKENDS, DEFAULT_DRAFT, DEFAULT_TARGET, EMBEDDED
 from .proposers import METHODS
+from .bench.cli import add_bench_parser, cmd_bench
+from .server.cli import add_serve_parser, cmd_serve
 
 
 def _methods_help() -> str:
@@ -40,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--json", action="store_true", help="print the result and its statistics as JSON instead of streaming")
 
     sub.add_parser("models", help="list the embedded models, their tokenizers and where they live")
+    add_bench_parser(sub)
+    add_serve_parser(sub)
     return parser
 
 
@@ -57,10 +61,13 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draft-backend", default="auto", choices=BACKENDS, help="as --target-backend, for the draft")
     p.add_argument("--device", default="cpu", help="cpu or cuda (hf backend; bf16 on cuda)")
     p.add_argument("--draft-length", default="auto", metavar="K",
-                   help="draft tokens per round: an integer, or auto (adapts to acceptance; default)")
+                   help="draft tokens per round: auto (default) picks the k with the most expected "
+                        "tokens per second from measured model costs and acceptance, and plain "
+                        "decoding when drafting does not pay; adaptive is Hugging Face's +2/-1 "
+                        "rule; an integer fixes k")
     p.add_argument("--draft-stop-below", type=float, default=None, metavar="P",
                    help="stop drafting at a token the draft gives probability < P "
-                        "(default 0.4 with --draft-length auto, off with a fixed length)")
+                        "(default 0.4 with auto or adaptive, off with a fixed length)")
     p.add_argument("--sampled-drafting", action="store_true",
                    help="slem/tokentiming: sample the draft at the target's temperature instead "
                         "of taking its argmax (verification stays exact either way)")
@@ -98,7 +105,7 @@ def load_generator(args):
         except AnyspecError:
             method = "tokentiming"
     stop_below = args.draft_stop_below
-    if stop_below is None and args.draft_length == "auto":
+    if stop_below is None and args.draft_length in ("auto", "adaptive"):
         stop_below = 0.4  # Hugging Face's assistant_confidence_threshold
     proposer = make_proposer(method, target, draft, stop_below, args.sampled_drafting,
                              args.dtw_band, args.min_confidence)
@@ -144,7 +151,8 @@ def cmd_models(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"generate": cmd_generate, "models": cmd_models}[args.command](args)
+        return {"generate": cmd_generate, "models": cmd_models, "bench": cmd_bench,
+                "serve": cmd_serve}[args.command](args)
     except AnyspecError as e:
         print(f"anyspec: error: {e}", file=sys.stderr)
         return 2
