@@ -20,7 +20,7 @@ class ToyTokenizer(Tokenizer):
         self.bos_id = None
         self.eos_ids = frozenset() if eos is None else frozenset([eos])
 
-    def encode(self, text: str, add_special: bool = True) -> list[int]:
+    def encode(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
         ids, i = [], 0
         by_length = sorted(range(len(self.pieces)), key=lambda t: -len(self.pieces[t]))
         while i < len(text):

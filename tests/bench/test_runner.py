@@ -24,7 +24,7 @@ QUESTIONS = [Question(1, "qa", ("one?",)), Question(2, "qa", ("the second?",)),
 class FakeTokenizer:
     chat_template = None
 
-    def encode(self, text):
+    def encode(self, text, add_special=True, parse_special=False):
         return [ord(c) % 50 for c in text]
 
 

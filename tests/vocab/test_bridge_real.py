@@ -125,3 +125,14 @@ def test_sd_with_different_vocabularies_names_the_methods_that_fit(gemma_llamacp
                                                                     smollm_llamacpp):
     with pytest.raises(AnyspecError, match="tokentiming, slem, tli, slrs"):
         make_proposer("sd", gemma_llamacpp, smollm_llamacpp)
+
+
+def test_turn_markers_are_tokens_only_when_asked(smollm_llamacpp, smollm_hf):
+    """A chat template's markers are parsed as control tokens; typed text never forges one."""
+    text = "<|im_start|>user\nhi<|im_end|>\n"
+    for tok in (smollm_llamacpp.tokenizer, smollm_hf.tokenizer):
+        parsed = tok.encode(text, add_special=False, parse_special=True)
+        assert parsed[0] == 1 and parsed[4] == 2 and len(parsed) == 6  # <|im_start|>, <|im_end|>
+        plain = tok.encode(text, add_special=False)
+        assert 1 not in plain and 2 not in plain
+        assert tok.decode_bytes(plain) == text.encode()

@@ -109,11 +109,8 @@ def render_chat(template: str, turns: list[str], answers: list[str]) -> str:
 
 
 def encode_prompt(tokenizer, text: str, chat: bool) -> list[int]:
-    """Target ids for a prompt. A chat template writes control tokens (<start_of_turn>,
-    <|im_start|>) as text; `Tokenizer.encode` keeps typed control tokens as plain text, so
-    chat prompts are tokenized with special-token parsing through the backend's own tokenizer."""
-    if not chat:
-        return tokenizer.encode(text)
+    """Target ids for a prompt; a chat template's control-token text becomes control tokens."""
+    return tokenizer.encode(text, parse_special=chat)
     hf = getattr(tokenizer, "_tok", None)  # models/hf.py HFTokenizer
     if hf is not None:
         ids = hf(text, add_special_tokens=False)["input_ids"]

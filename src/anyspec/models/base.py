@@ -33,8 +33,13 @@ class Tokenizer(ABC):
     _bytes_table: list[bytes] | None = None
 
     @abstractmethod
-    def encode(self, text: str, add_special: bool = True) -> list[int]:
-        """Ids for `text`; add_special adds the model's BOS when the model wants one."""
+    def encode(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        """Ids for `text`; add_special adds the model's BOS when the model wants one.
+
+        parse_special: control-token text ("<start_of_turn>", "<|im_start|>") becomes the
+        control token, as a chat template means it; by default it stays plain text, so that
+        user or model text can never forge a turn marker.
+        """
 
     @abstractmethod
     def _token_bytes(self, token: int) -> bytes:

@@ -60,10 +60,11 @@ class HFTokenizer(Tokenizer):
         self.eos_ids = frozenset(i for i in eos if i is not None and 0 <= i < vocab_size)
         self._byte_level = "ByteLevel" in _decoder_description(tok)
 
-    def encode(self, text: str, add_special: bool = True) -> list[int]:
+    def encode(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
         # split_special_tokens: "<start_of_turn>" typed in text stays text, as in llama.cpp, so
         # decode(encode(text)) == text; control tokens come only from add_special
-        ids = self._tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        ids = self._tok(text, add_special_tokens=False,
+                        split_special_tokens=not parse_special)["input_ids"]
         return [self.bos_id] + ids if add_special and self._add_bos else ids
 
     def _token_bytes(self, token: int) -> bytes:

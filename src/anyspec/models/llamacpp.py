@@ -54,12 +54,12 @@ class LlamaCppTokenizer(Tokenizer):
         )
         self.chat_template = llm.metadata.get("tokenizer.chat_template")
 
-    def encode(self, text: str, add_special: bool = True) -> list[int]:
+    def encode(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
         data = text.encode("utf-8")
         n_max = len(data) + 8
         buf = (self._llama_cpp.llama_token * n_max)()
         n = self._llama_cpp.llama_tokenize(
-            self._vocab, data, len(data), buf, n_max, add_special and self._add_bos, False
+            self._vocab, data, len(data), buf, n_max, add_special and self._add_bos, parse_special
         )
         if n < 0:
             raise RuntimeError(f"llama_tokenize needed {-n} slots")

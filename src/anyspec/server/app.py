@@ -28,7 +28,7 @@ from ..errors import AnyspecError
 from ..proposers import METHODS
 from . import protocol as P
 from .metrics import ServerMetrics
-from .templates import TemplateError, choose_template, render_chat, stop_strings
+from .templates import PLAIN_TEMPLATE, TemplateError, choose_template, render_chat, stop_strings
 from .worker import Worker, method_problems
 
 log = logging.getLogger("anyspec.server")
@@ -170,7 +170,9 @@ def create_app(worker: Worker, config: ServerConfig) -> FastAPI:
             stop += [s for s in stop_strings(template) if s not in stop]
         else:
             text = req.prompt
-        ids = target.tokenizer.encode(text) if isinstance(text, str) else text
+        # a model's own chat template writes its turn markers as text: parse them as tokens
+        chat_markers = req.kind == "chat" and template != PLAIN_TEMPLATE
+        ids = target.tokenizer.encode(text, parse_special=chat_markers) if isinstance(text, str) else text
         if not ids:
             raise P.bad("prompt", "the prompt is empty and the model adds no BOS token; give some text")
         return ids, stop

@@ -11,7 +11,8 @@ PLAIN_TEMPLATE:
 
 and stops when the model starts the next user turn ("\\nUser:", see PLAIN_STOP). Templates run
 in a sandboxed Jinja environment, as transformers runs them. bos_token and eos_token are given
-as "" because the engine's tokenizer adds BOS itself and treats special-token text as text.
+as "" because the engine's tokenizer adds BOS itself; the turn markers a model's own template
+writes are parsed as control tokens (Tokenizer.encode(parse_special=True)).
 """
 
 from __future__ import annotations
