@@ -88,27 +88,18 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
 
 def load_generator(args):
     """Load the models named by the options and put the generator together."""
+    from .control import draft_stop_below
     from .engine import SpeculativeGenerator
     from .models.registry import load_model
-    from .proposers import make_proposer
-    from .proposers.draft_chain import check_same_vocabulary
+    from .proposers import make_proposer, resolve_method
 
     target = load_model(args.target, args.target_backend, args.device, args.n_ctx)
-    method = args.method
-    if method == "ar":
+    if args.method == "ar":
         return SpeculativeGenerator(target)
     draft = load_model(args.draft, args.draft_backend, args.device, args.n_ctx)
-    if method == "auto":
-        try:
-            check_same_vocabulary(draft, target)
-            method = "sd"
-        except AnyspecError:
-            method = "tokentiming"
-    stop_below = args.draft_stop_below
-    if stop_below is None and args.draft_length in ("auto", "adaptive"):
-        stop_below = 0.4  # Hugging Face's assistant_confidence_threshold
-    proposer = make_proposer(method, target, draft, stop_below, args.sampled_drafting,
-                             args.dtw_band, args.min_confidence)
+    proposer = make_proposer(resolve_method(args.method, target, draft), target, draft,
+                             draft_stop_below(args.draft_stop_below, args.draft_length),
+                             args.sampled_drafting, args.dtw_band, args.min_confidence)
     return SpeculativeGenerator(target, proposer, args.draft_length)
 
 

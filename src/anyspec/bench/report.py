@@ -56,7 +56,7 @@ def build_report(config: dict, rows: list[dict], baseline_of: dict[str, str]) ->
     methods = list(summary)
     categories = list(dict.fromkeys(r["category"] for r in metrics.ok_rows(rows)))
     out = ["# anyspec bench", ""]
-    out += [f"- models: " + "; ".join(f"{k}: {v}" for k, v in config.get("models", {}).items()),
+    out += ["- models: " + "; ".join(f"{k}: {v}" for k, v in config.get("models", {}).items()),
             f"- sampling: temperature {s['temperature']}, top-k {s['top_k']}, top-p {s['top_p']}, "
             f"seed {s['seed']}; max new tokens {s['max_new_tokens']}; draft length "
             f"{s['draft_length']}, stop below {s['draft_stop_below']}",

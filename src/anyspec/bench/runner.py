@@ -24,6 +24,7 @@ from .. import __version__
 from ..engine import SpeculativeGenerator
 from ..errors import AnyspecError
 from ..models.registry import load_model
+from ..control import draft_stop_below
 from ..proposers import METHODS, make_proposer
 from ..sampling import SamplingParams
 from .data import Question, conversation_prompt, encode_prompt
@@ -134,9 +135,7 @@ def build_methods(names: list[str], s: dict) -> tuple[dict[str, Method], dict[st
     """Load the models once and make every method; (methods, not applicable: reason, models)."""
     engine = [m for m in names if m in METHODS]
     peers = [m for m in names if m in PEERS]
-    stop_below = s["draft_stop_below"]
-    if stop_below is None and s["draft_length"] in ("auto", "adaptive"):
-        stop_below = 0.4  # as `anyspec generate`: Hugging Face's assistant_confidence_threshold
+    stop_below = draft_stop_below(s["draft_stop_below"], s["draft_length"])
     methods, not_applicable, models = {}, {}, {}
     target = draft = None
     if engine:

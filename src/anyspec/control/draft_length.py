@@ -125,6 +125,14 @@ class CostAwareDraftLength:
 DRAFT_LENGTHS = "auto (cost-aware, default), adaptive (Hugging Face's +2/-1), or an integer"
 
 
+def draft_stop_below(given: float | None, draft_length: str | int) -> float | None:
+    """The early-stop threshold for drafting: as given; else Hugging Face's
+    assistant_confidence_threshold (0.4) when the length adapts, none for a fixed length."""
+    if given is None and draft_length in ("auto", "adaptive", None):
+        return 0.4
+    return given
+
+
 def make_controller(draft_length: str | int, target=None, draft=None):
     """'auto' -> cost-aware (needs the models), 'adaptive' -> +2/-1, an integer -> fixed."""
     if draft_length in ("auto", None):

@@ -61,6 +61,22 @@ METHODS = {
 CROSS_VOCABULARY = ("tokentiming", "slem", "tli", "slrs")
 
 
+def resolve_method(method: str, target, draft) -> str:
+    """auto: sd when draft and target share a vocabulary, else tokentiming; no draft: ar."""
+    if method != "auto":
+        return method
+    if draft is None:
+        return "ar"
+    from ..errors import AnyspecError
+    from .draft_chain import check_same_vocabulary
+
+    try:
+        check_same_vocabulary(draft, target)
+        return "sd"
+    except AnyspecError:
+        return "tokentiming"
+
+
 def make_proposer(method: str, target, draft=None, stop_below: float | None = None,
                   sampled_drafting: bool = False, band: int = 8,
                   min_confidence: float = 0.05) -> Proposer:

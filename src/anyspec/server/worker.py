@@ -20,7 +20,8 @@ from typing import AsyncIterator
 
 from ..engine import Generation, SpeculativeGenerator
 from ..errors import AnyspecError
-from ..proposers import METHODS, make_proposer
+from ..control import draft_stop_below
+from ..proposers import METHODS, make_proposer, resolve_method
 from ..sampling import SamplingParams
 from .protocol import RequestError
 
@@ -37,29 +38,12 @@ class GeneratorOptions:
     min_confidence: float = 0.05
 
 
-def resolve_method(method: str, target, draft) -> str:
-    """auto: sd when draft and target share a vocabulary, else tokentiming (as the CLI)."""
-    if method != "auto":
-        return method
-    if draft is None:
-        return "ar"
-    from ..proposers.draft_chain import check_same_vocabulary
-
-    try:
-        check_same_vocabulary(draft, target)
-        return "sd"
-    except AnyspecError:
-        return "tokentiming"
-
-
 def build_generator(target, draft, method: str, draft_length, options: GeneratorOptions) -> SpeculativeGenerator:
     """A generator for one request: a fresh proposer over the loaded models (cheap)."""
     method = resolve_method(method, target, draft)
     if method == "ar":
         return SpeculativeGenerator(target)
-    stop_below = options.draft_stop_below
-    if stop_below is None and draft_length in ("auto", "adaptive"):
-        stop_below = 0.4  # Hugging Face's assistant_confidence_threshold, as cli.load_generator
+    stop_below = draft_stop_below(options.draft_stop_below, draft_length)
     proposer = make_proposer(method, target, draft, stop_below, options.sampled_drafting,
                              options.dtw_band, options.min_confidence)
     return SpeculativeGenerator(target, proposer, draft_length)
