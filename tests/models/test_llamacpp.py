@@ -89,3 +89,13 @@ def test_not_a_model_file_gives_a_clear_error(tmp_path):
     bogus.write_text("not a model")
     with pytest.raises(AnyspecError, match="could not load"):
         LlamaCppModel(bogus)
+
+
+def test_the_tokenizer_outlives_its_model():
+    """The tokenizer holds pointers into the llama.cpp model: it must keep the model alive."""
+    import gc
+
+    tokenizer = LlamaCppModel(_smollm_path()).tokenizer
+    gc.collect()
+    ids = tokenizer.encode(TEXT, add_special=False)
+    assert tokenizer.decode_bytes(ids) == TEXT.encode()

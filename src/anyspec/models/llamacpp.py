@@ -42,8 +42,8 @@ class LlamaCppTokenizer(Tokenizer):
         import llama_cpp
 
         self._llama_cpp = llama_cpp
+        self._llm = llm  # the vocab pointer below lives as long as the Llama object: keep it
         self._vocab = llm._model.vocab
-        self._model = llm._model
         self.vocab_size = llama_cpp.llama_vocab_n_tokens(self._vocab)
         bos = llama_cpp.llama_vocab_bos(self._vocab)
         self.bos_id = bos if bos >= 0 else None
