@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -82,6 +83,25 @@ def _special_candidates(llama_cpp, vocab, n_vocab: int) -> list[int]:
 
 
 _LOAD_LOCK = threading.Lock()  # the no-repack load patches a llama_cpp module function briefly
+_LOG_CALLBACK = None  # kept referenced: llama.cpp calls it from C
+
+
+# logged at error level although it only confirms the swa_full=True that rollback needs
+_EXPECTED_NOTES = (b"llama_kv_cache_iswa: using full-size SWA cache",)
+
+
+def _quiet_llama_cpp_logs(llama_cpp) -> None:
+    """Pass on llama.cpp's errors only, less the notes we expect, so nothing interleaves with
+    streamed text."""
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is None:
+        @llama_cpp.llama_log_callback
+        def errors_only(level, text, user_data):
+            if level == 3 and not text.startswith(_EXPECTED_NOTES):  # GGML_LOG_LEVEL_ERROR
+                sys.stderr.write(text.decode("utf-8", errors="replace"))
+
+        _LOG_CALLBACK = errors_only
+        llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
 
 
 def _load(Llama, llama_cpp_llama, repack: bool, **kwargs):
@@ -124,6 +144,7 @@ class LlamaCppModel(LanguageModel):
                 "the llamacpp backend needs llama-cpp-python: pip install llama-cpp-python==0.3.36"
             ) from e
         self._llama_cpp = llama_cpp
+        _quiet_llama_cpp_logs(llama_cpp)
         path = Path(path)
         self.name = name or path.name
         self.path = path
