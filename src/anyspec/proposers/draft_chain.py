@@ -42,20 +42,24 @@ def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: Sa
         row = draft.logits(list(context) + run.tokens, n_last=1)[0]
         if sampled:
             p = target_probs(row, params)
-        else:
-            p = np.exp(row - row.max(), dtype=np.float64)
-            p /= p.sum()
-        if allowed is not None:
-            p = np.where(allowed, p, 0.0)
-            total = p.sum()
-            if total <= 0:
+            if allowed is not None:
+                p = np.where(allowed, p, 0.0)
+                if p.sum() <= 0:
+                    break
+                p /= p.sum()
+            token = sample(p, rng)
+            confidence = float(p[token])
+        else:  # the argmax and its probability only: no full distribution per step
+            if allowed is not None:
+                row = np.where(allowed, row, -np.inf)
+            token = int(np.argmax(row))
+            if not np.isfinite(row[token]):
                 break
-            p /= total
-        token = sample(p, rng) if sampled else int(np.argmax(p))
-        if stop_below is not None and run.tokens and p[token] < stop_below:
+            confidence = float(1.0 / np.exp(row - row[token]).sum(dtype=np.float64))
+        if stop_below is not None and run.tokens and confidence < stop_below:
             break
         run.tokens.append(token)
-        run.confidence.append(float(p[token]))
+        run.confidence.append(confidence)
         if sampled:
             run.probs.append(p)
         if token in draft.tokenizer.eos_ids:
