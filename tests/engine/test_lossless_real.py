@@ -1,0 +1,70 @@
+"""Lossless on the real models: greedy output of every method equals the target alone, token
+for token, on Spec-Bench prompts from every category; sampled first tokens follow the target.
+"""
+
+import numpy as np
+import pytest
+from scipy.stats import chisquare
+
+from anyspec.engine import SpeculativeGenerator
+from anyspec.proposers import make_proposer
+from anyspec.sampling import SamplingParams, target_probs
+from conftest import spec_bench_prompts
+
+pytestmark = pytest.mark.slow
+
+PROMPTS = spec_bench_prompts(20)  # 13 categories, translation included
+N_TOKENS = 64
+
+
+_TARGET_ALONE: dict[tuple[int, str], list[int]] = {}  # (id(target), prompt) -> greedy ids
+
+
+def _target_alone(target, prompt):
+    key = (id(target), prompt)
+    if key not in _TARGET_ALONE:
+        _TARGET_ALONE[key] = SpeculativeGenerator(target).generate(prompt, N_TOKENS).token_ids
+    return _TARGET_ALONE[key]
+
+
+def _assert_greedy_equal(target, generator):
+    drafted = 0
+    for category, prompt in PROMPTS:
+        expected = _target_alone(target, prompt)
+        got = generator.generate(prompt, N_TOKENS)
+        assert got.token_ids == expected, f"{generator.method} differs on a {category} prompt"
+        drafted += got.stats.drafted
+    assert drafted > 0  # speculation really ran
+
+
+def test_sd_greedy_equals_target_alone(gemma_hf, gemma_llamacpp):
+    """Same-vocabulary pair: Gemma 3 Q4 on llama.cpp drafts for Gemma 3 fp32 on transformers."""
+    proposer = make_proposer("sd", gemma_hf, gemma_llamacpp)
+    _assert_greedy_equal(gemma_hf, SpeculativeGenerator(gemma_hf, proposer, "auto"))
+
+
+@pytest.mark.parametrize("method", ["slem", "tokentiming", "tli", "slrs"])
+def test_cross_vocabulary_greedy_equals_target_alone(method, gemma_llamacpp, smollm_llamacpp):
+    proposer = make_proposer(method, gemma_llamacpp, smollm_llamacpp)
+    _assert_greedy_equal(gemma_llamacpp, SpeculativeGenerator(gemma_llamacpp, proposer, 4))
+
+
+@pytest.mark.parametrize("method", ["slem", "tli", "slrs"])
+def test_sampled_first_token_follows_the_target(method, gemma_llamacpp, smollm_llamacpp):
+    """T=1, top-k 8: the first generated token is the one the draft's proposal is verified at
+    (sampled from p for tli and slrs, a point mass for slem); over 1500 seeds it must follow
+    the target's q (chi-square over the 8 tokens). One round per seed: 2 tokens, k = 1."""
+    target = gemma_llamacpp
+    params = SamplingParams(1.0, top_k=8)
+    prompt = "My favourite thing to do on a Sunday morning is"
+    q = target_probs(target.logits(target.tokenizer.encode(prompt))[-1], params)
+    support = np.flatnonzero(q)
+    gen = SpeculativeGenerator(target, make_proposer(method, target, smollm_llamacpp), 1)
+    counts = dict.fromkeys(support.tolist(), 0)
+    n, drafted = 1500, 0
+    for seed in range(n):
+        out = gen.generate(prompt, 2, SamplingParams(1.0, top_k=8, seed=seed))
+        counts[out.token_ids[0]] += 1
+        drafted += out.stats.drafted
+    assert drafted >= n // 2  # most rounds really proposed a token
+    assert chisquare([counts[t] for t in support], q[support] * n).pvalue > 1e-3
