@@ -31,6 +31,10 @@ class DraftSide:
         self.target_tokenizer = target.tokenizer
         self.text: DraftText | None = None
         self.last_drafted: list[int] = []
+        # a draft's end token has no text to re-tokenize (and an instruct draft ends early on
+        # plain text): draft text only, and let the target decide where to stop
+        self.text_only = np.ones(draft.vocab_size, dtype=bool)
+        self.text_only[list(draft.tokenizer.eos_ids)] = False
 
     def prefill(self, committed: Sequence[int]) -> None:
         self.text = DraftText(self.draft.tokenizer, self.target_tokenizer.decode_bytes(committed))
@@ -59,10 +63,6 @@ class RetokenizingProposer:
         self.stop_below = stop_below
         self.band = band
         self.min_confidence = min_confidence if method == "tokentiming" else 0.0
-        # a draft's end token has no text to re-tokenize (and an instruct draft ends early on
-        # plain text): draft text only, and let the target decide where to stop
-        self.text_only = np.ones(draft.vocab_size, dtype=bool)
-        self.text_only[list(draft.tokenizer.eos_ids)] = False
 
     def prefill(self, committed: Sequence[int]) -> None:
         self.side.prefill(committed)
@@ -72,7 +72,7 @@ class RetokenizingProposer:
         pending = self.side.sync(committed)
         run = draft_chain(self.draft, self.side.text.ids, k, params, rng,
                           sampled=self.sampled_drafting and not params.greedy,
-                          stop_below=self.stop_below, allowed=self.text_only)
+                          stop_below=self.stop_below, allowed=self.side.text_only)
         self.side.last_drafted = run.tokens
         drafted = self.draft.tokenizer.decode_bytes(run.tokens)
         if not drafted.startswith(pending):  # the draft did not finish the pending character

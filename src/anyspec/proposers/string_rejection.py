@@ -76,9 +76,6 @@ class StringRejectionProposer:
         self.branches = branches
         self.one_piece = shared_token_map(draft.tokenizer, target.tokenizer)
         self.two_pieces = TwoPieceTokens(draft.tokenizer, target.tokenizer)
-        # the draft's end token spells no text: the target decides where to stop
-        self.text_only = np.ones(draft.vocab_size, dtype=bool)
-        self.text_only[list(draft.tokenizer.eos_ids)] = False
 
     def prefill(self, committed: Sequence[int]) -> None:
         self.side.prefill(committed)
@@ -111,7 +108,7 @@ class StringRejectionProposer:
         if key not in memo:
             row = self.draft.logits(context + pieces, n_last=1)[0]
             p = _softmax(row) if params.greedy else target_probs(row, params)
-            p = np.where(self.text_only, p, 0.0)
+            p = np.where(self.side.text_only, p, 0.0)
             memo[key] = p / p.sum()
         return memo[key]
 
