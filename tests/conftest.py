@@ -31,8 +31,8 @@ def gemma_llamacpp():
 
 
 @pytest.fixture(scope="session")
-def smollm_llamacpp():
-    return load_model("smollm2-135m-instruct", "llamacpp")
+def smollm_llamacpp():  # used as a draft only, loaded as anyspec loads drafts
+    return load_model("smollm2-135m-instruct", "llamacpp", draft=True)
 
 
 @pytest.fixture(scope="session")

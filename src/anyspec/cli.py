@@ -96,7 +96,7 @@ def load_generator(args):
     target = load_model(args.target, args.target_backend, args.device, args.n_ctx)
     if args.method == "ar":
         return SpeculativeGenerator(target)
-    draft = load_model(args.draft, args.draft_backend, args.device, args.n_ctx)
+    draft = load_model(args.draft, args.draft_backend, args.device, args.n_ctx, draft=True)
     proposer = make_proposer(resolve_method(args.method, target, draft), target, draft,
                              draft_stop_below(args.draft_stop_below, args.draft_length),
                              args.sampled_drafting, args.dtw_band, args.min_confidence)

@@ -101,6 +101,15 @@ def test_k_rows_equal_one_token_at_a_time(model):
     assert (steps.argmax(1) == rows.argmax(1)).all()
 
 
+def test_only_a_large_output_layer_is_sliced(gemma, smollm):
+    from anyspec.models.sliced_linear import VocabSlicedLinear
+
+    assert isinstance(gemma._model.get_output_embeddings(), VocabSlicedLinear)  # 671 MB
+    assert type(smollm._model.get_output_embeddings()) is torch.nn.Linear  # 113 MB
+    head = gemma._model.get_output_embeddings()
+    assert head.weight is gemma._model.get_input_embeddings().weight  # still tied
+
+
 def test_gemma_sliding_window_layers_keep_every_position(gemma):
     """Gemma 3 attends over 512 positions in 5 of 6 layers. Past that window, cached scoring in
     pieces with a rollback must still equal a plain forward without any cache."""

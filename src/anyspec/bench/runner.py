@@ -142,7 +142,7 @@ def build_methods(names: list[str], s: dict) -> tuple[dict[str, Method], dict[st
         target = load_model(s["target"], s["target_backend"], s["device"], s["n_ctx"])
         models["target"] = target.describe()
         if any(METHODS[m][0] for m in engine):
-            draft = load_model(s["draft"], s["draft_backend"], s["device"], s["n_ctx"])
+            draft = load_model(s["draft"], s["draft_backend"], s["device"], s["n_ctx"], draft=True)
             models["draft"] = draft.describe()
     for m in engine:
         try:

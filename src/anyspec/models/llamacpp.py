@@ -149,9 +149,10 @@ class LlamaCppModel(LanguageModel):
         self.name = name or path.name
         self.path = path
         self.split_invariant = split_invariant
+        # Read once per process by ggml, at the first matmul planned: set it before any, even
+        # for a model that need not be split invariant (a draft), since a target may follow.
+        tiled = os.environ.setdefault("GGML_CPU_TILED_MM", "0")
         if split_invariant:
-            # Read once per process by ggml, at the first matmul planned: set it before any.
-            tiled = os.environ.setdefault("GGML_CPU_TILED_MM", "0")
             if tiled.strip() not in ("0", ""):
                 warnings.warn(
                     f"GGML_CPU_TILED_MM={tiled} is set: llama.cpp logits will depend on how ids "

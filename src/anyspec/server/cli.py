@@ -111,7 +111,8 @@ def cmd_serve(args) -> int:
     from .worker import GeneratorOptions, Worker
 
     target = load_model(args.target, args.target_backend, args.device, args.n_ctx)
-    draft = None if args.method == "ar" else load_model(args.draft, args.draft_backend, args.device, args.n_ctx)
+    draft = None if args.method == "ar" else load_model(args.draft, args.draft_backend, args.device,
+                                                        args.n_ctx, draft=True)
     draft_length = int(args.draft_length) if str(args.draft_length).isdigit() else args.draft_length
     options = GeneratorOptions(args.method, draft_length, args.draft_stop_below,
                                args.sampled_drafting, args.dtw_band, args.min_confidence)
