@@ -49,6 +49,7 @@ def test_cheap_draft_and_high_acceptance_drafts_long():
 def test_expensive_draft_falls_back_to_plain_decoding_and_keeps_probing():
     # a CPU-like target: each extra verified token costs more, and the draft is not cheap
     target, draft = _models({1: 0.025, 3: 0.040, 5: 0.050, 9: 0.066, 17: 0.12}, 0.015)
+    draft.costs.record(32, 0.02)  # catching up a few dozen tokens is cheap
     controller = CostAwareDraftLength(target, draft, probe_every=16)
     ks = _run(controller, 100, 0.4, 0.015)
     tail = ks[-50:]
@@ -87,3 +88,39 @@ def test_forward_costs_interpolate_between_measured_sizes():
     assert costs.estimate(18) == pytest.approx(0.12)  # linear beyond the largest
     costs.record(9, 0.16)  # a moving average, not the last value
     assert 0.06 < costs.estimate(9) < 0.16
+
+
+def test_a_pair_known_not_to_pay_skips_the_draft_and_probes_only_when_catching_up_is_cheap():
+    target, draft = _models({1: 0.025, 3: 0.040, 5: 0.050, 9: 0.066, 17: 0.12}, 0.015)
+    draft.costs.record(200, 0.3)  # reading many tokens at once: what a lazy draft catches up
+    draft.costs.record(400, 0.45)
+    controller = CostAwareDraftLength(target, draft, probe_every=16, probe_budget=0.1)
+    assert controller.start(50)  # warm-up first: the draft reads the prompt
+    _run(controller, 100, 0.4, 0.015)
+    assert controller.best_k() == 0
+
+    # the next prompt: the draft is not run on it, and falls behind as plain decoding goes on
+    assert not controller.start(200)
+    assert controller.behind == 200
+    ks = [controller.k()]
+    for _ in range(150):
+        controller.observe(0, 0, 0.0, 0.0005)
+        ks.append(controller.k())
+    # catching up 200+ tokens costs 0.3 s or more: within 10% of plain decoding after ~190 rounds
+    assert set(ks) == {0}
+    for _ in range(150):
+        controller.observe(0, 0, 0.0, 0.0005)
+        ks.append(controller.k())
+    assert 2 in ks[150:]  # then it probes
+
+
+def test_a_catch_up_round_does_not_count_as_the_cost_of_drafting():
+    target, draft = _models({1: 0.025, 3: 0.040, 5: 0.050}, 0.01)
+    controller = CostAwareDraftLength(target, draft)
+    controller.start(10)
+    _run(controller, 10, 0.9, 0.01)
+    cost = controller.draft_cost
+    controller.behind = 300
+    controller._k = 2
+    controller.observe(2, 2, 1.0, 0.0005)  # 1 s: mostly reading 300 tokens
+    assert controller.draft_cost == cost and controller.behind == 0

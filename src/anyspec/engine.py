@@ -43,6 +43,7 @@ class GenerationStats:
     target_seconds: float = 0.0  # target forward passes during rounds
     overhead_seconds: float = 0.0  # everything else in rounds: proposing, verifying, text
     total_seconds: float = 0.0  # prefill + rounds
+    overhead_ms: list[float] = field(default_factory=list)  # [i]: round i's overhead
 
     @property
     def mat(self) -> float:
@@ -109,6 +110,7 @@ class SpeculativeGenerator:
         self.target = target
         self.proposer = proposer or NoProposer()
         self.draft_length = draft_length
+        self._learning_controller = None  # auto's, kept from one prompt to the next
 
     @property
     def method(self) -> str:
@@ -132,6 +134,16 @@ class SpeculativeGenerator:
         stop = [s for s in stop if s]
         return Stream(self._run(prompt_ids, max_new_tokens, sampling, stop))
 
+    def _controller(self, draft: LanguageModel | None):
+        """auto keeps what it measured of this pair (costs, acceptance) from one prompt to the
+        next, so it can decide before the first round whether the draft is worth running; the
+        other controllers start afresh for every prompt, as transformers' do."""
+        if self.draft_length not in ("auto", None):
+            return make_controller(self.draft_length, self.target, draft)
+        if self._learning_controller is None:
+            self._learning_controller = make_controller(self.draft_length, self.target, draft)
+        return self._learning_controller
+
     def _prompt_ids(self, prompt: str | Sequence[int]) -> list[int]:
         ids = self.target.tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
         if not ids:
@@ -148,7 +160,7 @@ class SpeculativeGenerator:
              stop: list[str]) -> Iterator[str | Generation]:
         target, proposer = self.target, self.proposer
         draft = getattr(proposer, "draft", None)
-        controller = make_controller(self.draft_length, target, draft)
+        controller = self._controller(draft)
         rng = np.random.default_rng(sampling.seed)
         stats = GenerationStats(method=proposer.name)
         text = TextTracker(target.tokenizer, stop)
@@ -160,7 +172,7 @@ class SpeculativeGenerator:
         started = time.perf_counter()
         if len(committed) > 1:  # fill the caches now, so rounds measure decoding only
             target.logits(committed[:-1], n_last=1)
-        proposer.prefill(committed)
+        proposer.prefill(committed, warm=controller.start(len(committed)))
         stats.prefill_seconds = time.perf_counter() - started
 
         while finish is None:
@@ -205,7 +217,9 @@ class SpeculativeGenerator:
 
             stats.draft_seconds += draft_s
             stats.target_seconds += target_s
-            stats.total_seconds = time.perf_counter() - started
+            now = time.perf_counter()
+            stats.overhead_ms.append(1000 * (now - round_start - draft_s - target_s))
+            stats.total_seconds = now - started
             if piece:
                 yield piece
 

@@ -75,6 +75,16 @@ def test_per_position_totals_add_position_by_position():
     assert total["accepted_at"] == [3, 2, 1] and total["drafted_at"] == [4, 4, 1]
 
 
+def test_median_overhead_is_over_rounds_of_every_turn():
+    rows = [row("spec", 1, "qa", [turn([1], rounds=3, overhead_ms=[0.5, 9.0, 0.7]),
+                                  turn([1], rounds=2, overhead_ms=[0.6, 0.8])]),
+            row("spec", 2, "qa", [turn([1], rounds=1, overhead_ms=[30.0])]),
+            row("old", 1, "qa", [turn([1], rounds=1)])]  # a row from before per-round records
+    summary = metrics.summarize(rows, {})
+    assert summary["spec"]["all"]["overhead_ms_median"] == pytest.approx(0.75)  # of 6 rounds
+    assert summary["old"]["all"]["overhead_ms_median"] is None
+
+
 def test_repetition_rate():
     assert metrics.repetition_rate(list(range(20))) == 0.0
     assert metrics.repetition_rate([]) == 0.0

@@ -103,6 +103,33 @@ def test_draft_identical_to_target_accepts_everything():
     assert out.stats.mat == pytest.approx(41 / 9)
 
 
+class _NeverDraft:
+    """A controller that has learnt drafting does not pay on this pair."""
+
+    def start(self, prompt_tokens):
+        return False
+
+    def k(self):
+        return 0
+
+    def observe(self, *args):
+        pass
+
+
+def test_auto_keeps_its_controller_and_a_plain_decoding_choice_never_runs_the_draft():
+    tok = ToyTokenizer(PIECES)
+    target, draft = ToyModel(tok, seed=1), ToyModel(tok, seed=2)
+    gen = SpeculativeGenerator(target, DraftChainProposer(draft, target), "auto")
+    first = gen.generate([0, 1, 2, 3], 6)
+    assert gen._controller(draft) is gen._controller(draft)  # learnt once, kept across prompts
+    gen._learning_controller = _NeverDraft()
+    calls = draft.counter.calls
+    second = gen.generate([0, 1, 2, 3], 6)
+    assert draft.counter.calls == calls  # no prefill, no drafting
+    assert second.token_ids == first.token_ids  # greedy: the same text either way
+    assert second.stats.drafted == 0
+
+
 def test_eos_stops_and_is_not_in_the_output():
     tok = ToyTokenizer(PIECES, eos=3)
     model = ToyModel(tok, seed=0, sharpness=0.1)  # near uniform: EOS comes soon

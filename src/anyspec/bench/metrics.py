@@ -10,6 +10,7 @@ sums (total tokens / total seconds, as Spec-Bench computes speedup), never a mea
     MAT             = round_tokens / rounds                       (tokens per target pass)
     acceptance      = accepted / drafted
     accepted at i   = rounds accepting >= i tokens / rounds drafting >= i tokens
+    overhead median = the median round's overhead (time outside both models' forward passes)
     bound           = (d + 1) * T_base / T_round
         d       = drafted / rounds                                (mean draft tokens per round)
         T_round = (draft + target + overhead seconds) / rounds    (this method's round cost)
@@ -50,6 +51,16 @@ def row_totals(rows: list[dict]) -> dict:
         for turn in row["turns"]:
             total = add_stats(total, turn["stats"])
     return total if total else add_stats({}, {})
+
+
+def median_overhead_ms(rows: list[dict]) -> float | None:
+    """The median over every round of these rows (rows from before per-round records: None)."""
+    values = sorted(v for row in rows for turn in row["turns"]
+                    for v in turn["stats"].get("overhead_ms", []))
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
 def _div(a: float, b: float) -> float | None:
@@ -126,6 +137,7 @@ def summarize(rows: list[dict], baseline_of: dict[str, str]) -> dict[str, dict[s
             cell = {"samples": len(mine), "baseline": base_method, "paired": len(pairs),
                     **row_totals(mine), **rates(row_totals(mine)),
                     "repetition": sum(map(row_repetition, mine)) / len(mine),
+                    "overhead_ms_median": median_overhead_ms(mine),
                     "speedup": None, "decode_speedup": None, "bound": None}
             if pairs:
                 t, base = row_totals([p[0] for p in pairs]), row_totals([p[1] for p in pairs])

@@ -82,9 +82,9 @@ class RoundRecorder:
     def __getattr__(self, attr):
         return getattr(self.inner, attr)
 
-    def prefill(self, committed) -> None:
+    def prefill(self, committed, warm: bool = True) -> None:
         self.starts, self.proposals = [], []
-        self.inner.prefill(committed)
+        self.inner.prefill(committed, warm)
 
     def propose(self, committed, k, params, rng):
         proposal = self.inner.propose(committed, k, params, rng)

@@ -16,6 +16,9 @@ class FixedDraftLength:
     def __init__(self, k: int) -> None:
         self._k = k
 
+    def start(self, prompt_tokens: int) -> bool:
+        return True  # it drafts from the first round: the draft should read the prompt now
+
     def k(self) -> int:
         return self._k
 
@@ -31,6 +34,9 @@ class AdaptiveDraftLength:
     def __init__(self, start: int = 4, max_k: int = 16) -> None:
         self._k = start
         self.max_k = max_k
+
+    def start(self, prompt_tokens: int) -> bool:
+        return True  # it drafts from the first round: the draft should read the prompt now
 
     def k(self) -> int:
         return self._k
@@ -55,35 +61,62 @@ class CostAwareDraftLength:
     rejections), the geometric model), a round that drafts k tokens commits on average
     E(k) = (1 - a^(k+1)) / (1 - a) tokens and takes T(k) = k * draft_cost + target(k+1) +
     overhead, where target(n) is the target's measured cost of a pass over n tokens (not
-    linear in n on a CPU). k = 0 is plain decoding: chosen when no k > 0 beats it. While it
-    is chosen, one round in `probe_every` drafts anyway so the estimates follow the text.
+    linear in n on a CPU). k = 0 is plain decoding: chosen when no k > 0 beats it.
+
+    Plain decoding should then cost nothing extra, so the draft is not run while k = 0: it
+    does not read a prompt it will not draft after (`start` says so), and it falls behind the
+    text. To notice when drafting starts to pay, it probes (drafts 2 tokens) after
+    `probe_every` plain rounds, but only once the probe, catching the draft up included, costs
+    at most `probe_budget` of the time decoded plainly since it last drafted. One controller serves a
+    generator's successive prompts, so what it learnt about the pair carries over.
     """
 
     def __init__(self, target, draft, max_k: int = 16, start: int = 4,
-                 probe_every: int = 16) -> None:
+                 probe_every: int = 16, probe_budget: float = 0.1) -> None:
         self.target_costs = target.costs
         self.draft_costs = draft.costs if draft is not None else None
         self.max_k = max_k
         self.probe_every = probe_every
+        self.probe_budget = probe_budget
         self.accepted, self.rejected = 1.0, 1.0  # a weak prior: a = 0.5
         self.draft_cost: float | None = None  # seconds of drafting per unit of k
         self.overhead = {True: 0.0, False: 0.0}  # seconds outside the models, by k > 0
         self._warmup = [start, 0, start // 2]  # measure a few sizes before trusting the model
-        self._since_draft = 0
+        self._since_draft = 0  # plain rounds since the draft last ran
+        self.behind = 0  # target tokens committed that the draft has not read
         self._k = start
 
     @property
     def acceptance(self) -> float:
         return self.accepted / (self.accepted + self.rejected)
 
+    def start(self, prompt_tokens: int) -> bool:
+        """A new prompt. True: the draft should read it now, since it drafts soon."""
+        self._since_draft = 0
+        if self._warmup or self.best_k() > 0:
+            self.behind = 0
+            return True
+        self.behind = prompt_tokens
+        return False
+
     def k(self) -> int:
         if self._warmup:
             self._k = self._warmup.pop(0)
         else:
             self._k = self.best_k()
-            if self._k == 0 and self._since_draft >= self.probe_every:
+            if self._k == 0 and self._since_draft >= self.probe_every and self._probe_is_cheap():
                 self._k = 2
         return self._k
+
+    def _probe_is_cheap(self) -> bool:
+        """A probe costs the draft's catch-up plus a 2-token round instead of a plain one."""
+        if self.draft_costs is None:  # target only: nothing to probe
+            return False
+        catch_up = self.draft_costs.estimate(self.behind) if self.behind > 1 else 0.0
+        plain, probe = self.expected_round_seconds(0), self.expected_round_seconds(2)
+        if catch_up is None or plain is None or probe is None:
+            return True
+        return catch_up + probe - plain <= self.probe_budget * self._since_draft * plain
 
     def best_k(self) -> int:
         a = min(self.acceptance, 0.999)
@@ -109,11 +142,14 @@ class CostAwareDraftLength:
         self.overhead[self._k > 0] += smooth * (other_seconds - self.overhead[self._k > 0])
         if self._k == 0:
             self._since_draft += 1
+            self.behind += 1
             return
-        self._since_draft = 0
-        per_k = draft_seconds / self._k
-        self.draft_cost = per_k if self.draft_cost is None else \
-            self.draft_cost + smooth * (per_k - self.draft_cost)
+        caught_up = self.behind > 1  # this round's draft time includes reading the lag
+        self._since_draft, self.behind = 0, 0
+        if not caught_up:
+            per_k = draft_seconds / self._k
+            self.draft_cost = per_k if self.draft_cost is None else \
+                self.draft_cost + smooth * (per_k - self.draft_cost)
         # decay old evidence so the estimate follows the text (code drafts better than poetry)
         self.accepted = 0.95 * self.accepted + accepted
         self.rejected = 0.95 * self.rejected + (1 if accepted < drafted else 0)

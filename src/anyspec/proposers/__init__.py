@@ -25,8 +25,9 @@ class Proposal:
 class Proposer(Protocol):
     name: str
 
-    def prefill(self, committed: Sequence[int]) -> None:
-        """Process the prompt before the first round (so rounds time decoding only)."""
+    def prefill(self, committed: Sequence[int], warm: bool = True) -> None:
+        """A new prompt. warm: the draft reads it now, so rounds time decoding only; else the
+        draft reads it the first time it drafts (never, if plain decoding is all it takes)."""
         ...
 
     def propose(self, committed: Sequence[int], k: int, params: SamplingParams,
@@ -41,7 +42,7 @@ class NoProposer:
     name = "ar"
     draft = None
 
-    def prefill(self, committed) -> None:
+    def prefill(self, committed, warm: bool = True) -> None:
         pass
 
     def propose(self, committed, k, params, rng) -> Proposal:

@@ -76,8 +76,8 @@ class DraftChainProposer:
         self.draft = draft
         self.stop_below = stop_below
 
-    def prefill(self, committed: Sequence[int]) -> None:
-        if 1 < len(committed) <= self.draft.n_ctx:
+    def prefill(self, committed: Sequence[int], warm: bool = True) -> None:
+        if warm and 1 < len(committed) <= self.draft.n_ctx:
             self.draft.logits(list(committed)[:-1], n_last=1)
 
     def propose(self, committed: Sequence[int], k: int, params: SamplingParams,

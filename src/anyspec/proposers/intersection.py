@@ -39,8 +39,8 @@ class IntersectionProposer:
     def shared_fraction(self) -> float:
         return float(self.allowed.mean())
 
-    def prefill(self, committed: Sequence[int]) -> None:
-        self.side.prefill(committed)
+    def prefill(self, committed: Sequence[int], warm: bool = True) -> None:
+        self.side.prefill(committed, warm)
 
     def propose(self, committed: Sequence[int], k: int, params: SamplingParams,
                 rng: np.random.Generator) -> Proposal:

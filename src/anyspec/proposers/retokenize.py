@@ -36,11 +36,11 @@ class DraftSide:
         self.text_only = np.ones(draft.vocab_size, dtype=bool)
         self.text_only[list(draft.tokenizer.eos_ids)] = False
 
-    def prefill(self, committed: Sequence[int]) -> None:
+    def prefill(self, committed: Sequence[int], warm: bool = True) -> None:
         self.text = DraftText(self.draft.tokenizer, self.target_tokenizer.decode_bytes(committed))
         self.last_drafted = []
         ids = self.text.ids
-        if 1 < len(ids) <= self.draft.n_ctx:
+        if warm and 1 < len(ids) <= self.draft.n_ctx:
             self.draft.logits(ids[:-1], n_last=1)
 
     def sync(self, committed: Sequence[int]) -> bytes:
@@ -64,8 +64,8 @@ class RetokenizingProposer:
         self.band = band
         self.min_confidence = min_confidence if method == "tokentiming" else 0.0
 
-    def prefill(self, committed: Sequence[int]) -> None:
-        self.side.prefill(committed)
+    def prefill(self, committed: Sequence[int], warm: bool = True) -> None:
+        self.side.prefill(committed, warm)
 
     def propose(self, committed: Sequence[int], k: int, params: SamplingParams,
                 rng: np.random.Generator) -> Proposal:

@@ -75,10 +75,12 @@ class StringRejectionProposer:
         self.stop_below = stop_below
         self.branches = branches
         self.one_piece = shared_token_map(draft.tokenizer, target.tokenizer)
+        self._spelling = np.flatnonzero(self.one_piece >= 0)  # draft ids that spell a target id
+        self._spelt = self.one_piece[self._spelling]  # ... and that target id
         self.two_pieces = TwoPieceTokens(draft.tokenizer, target.tokenizer)
 
-    def prefill(self, committed: Sequence[int]) -> None:
-        self.side.prefill(committed)
+    def prefill(self, committed: Sequence[int], warm: bool = True) -> None:
+        self.side.prefill(committed, warm)
 
     def propose(self, committed: Sequence[int], k: int, params: SamplingParams,
                 rng: np.random.Generator) -> Proposal:
@@ -90,7 +92,7 @@ class StringRejectionProposer:
         for _ in range(k):
             if len(context) + len(path) + 1 > self.draft.n_ctx:
                 break
-            r, pieces = self._proposal_law(context, path, params, memo)
+            r, branches = self._proposal_law(context, path, params, memo)
             if r is None:
                 break
             t = int(np.argmax(r)) if params.greedy else sample(r, rng)
@@ -98,7 +100,7 @@ class StringRejectionProposer:
                 break
             tokens.append(t)
             probs.append(r)
-            path += pieces.get(t) or [int(np.flatnonzero(self.one_piece == t)[0])]
+            path += _likeliest_pair(branches, t) or [int(self._spelling[self._spelt == t][0])]
         self.side.last_drafted = path
         return Proposal(tokens, None if params.greedy else probs)
 
@@ -113,26 +115,25 @@ class StringRejectionProposer:
         return memo[key]
 
     def _proposal_law(self, context: list[int], path: list[int], params: SamplingParams,
-                      memo: dict) -> tuple[np.ndarray | None, dict[int, list[int]]]:
-        """r over target ids after the draft's context + path, and for the targets reached
-        with two pieces, the likeliest such pair (the draft's path if that target is chosen)."""
+                      memo: dict) -> tuple[np.ndarray | None, list[tuple]]:
+        """r over target ids after the draft's context + path, and the two-piece branches
+        behind it: (d1, d2s, target ids, masses) for each first piece that was continued."""
         p1 = self._draft_p(context, path, params, memo)
-        one = self.one_piece >= 0
-        r = np.bincount(self.one_piece[one], weights=p1[one], minlength=self.target_vocab)
-        two_piece_paths: dict[int, list[int]] = {}
-        best_mass: dict[int, float] = {}
+        r = np.bincount(self._spelt, weights=p1[self._spelling], minlength=self.target_vocab)
+        branches = []
         for d1 in self._branch_points(p1):
             d2s, ts = self.two_pieces(d1)
             mass = p1[d1] * self._draft_p(context, path + [d1], params, memo)[d2s]
             if self.one_piece[d1] >= 0:  # what continues into a longer token leaves d1's token
                 r[self.one_piece[d1]] -= mass.sum()
             np.add.at(r, ts, mass)
-            for d2, t, m in zip(d2s.tolist(), ts.tolist(), mass.tolist()):
-                if m > best_mass.get(t, 0.0):
-                    best_mass[t], two_piece_paths[t] = m, [d1, d2]
+            branches.append((d1, d2s, ts, mass))
         np.maximum(r, 0.0, out=r)  # float dust from the subtraction
         total = r.sum()
-        return (r / total if total > 0 else None), two_piece_paths
+        if total <= 0:
+            return None, branches
+        r /= total
+        return r, branches
 
     def _branch_points(self, p1: np.ndarray) -> list[int]:
         """The `branches` likeliest first pieces that begin some longer target token."""
@@ -145,6 +146,19 @@ class StringRejectionProposer:
             if len(self.two_pieces(d1)[0]):
                 out.append(d1)
         return out
+
+
+def _likeliest_pair(branches: list[tuple], t: int) -> list[int] | None:
+    """The two draft pieces (d1, d2) with the most mass among those spelling target id t (the
+    draft's path when t is chosen); None when no branch reaches t."""
+    best, best_mass = None, 0.0
+    for d1, d2s, ts, mass in branches:
+        hits = np.flatnonzero(ts == t)
+        if len(hits):
+            i = hits[np.argmax(mass[hits])]
+            if mass[i] > best_mass:
+                best, best_mass = [d1, int(d2s[i])], float(mass[i])
+    return best
 
 
 def _softmax(row: np.ndarray) -> np.ndarray:
