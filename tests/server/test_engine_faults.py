@@ -20,14 +20,7 @@ def client(gemma_llamacpp, smollm_llamacpp):
     worker = Worker(gemma_llamacpp, smollm_llamacpp, GeneratorOptions(method="tli"), max_queue=4)
     app = create_app(worker, ServerConfig(model_name="gemma-3-270m", warm_up=False))
     with TestClient(app) as c:  # runs the lifespan: startup, then shutdown at the end
-        c.worker = worker
         yield c
-
-
-def inject(client, monkeypatch, build):
-    """Make the worker build its generators with `build` from the next request on."""
-    monkeypatch.setattr(worker_module, "build_generator", build)
-    client.worker._generators.clear()  # it keeps one per method between requests
 
 
 def failing_build_generator(real):
@@ -52,7 +45,7 @@ def test_engine_failure_is_a_500_and_the_server_keeps_serving(client, monkeypatc
     assert good.status_code == 200
     expected = good.json()["choices"][0]["text"]
 
-    inject(client, monkeypatch, failing_build_generator(worker_module.build_generator))
+    monkeypatch.setattr(worker_module, "build_generator", failing_build_generator(worker_module.build_generator))
     r = client.post("/v1/completions", json=BODY)
     assert r.status_code == 500
     error = r.json()["error"]
@@ -80,6 +73,6 @@ def test_context_overflow_inside_the_engine_is_a_400(client, monkeypatch):
     def overflow(*args, **kwargs):
         raise ContextOverflowError("the draft's context is full")
 
-    inject(client, monkeypatch, overflow)
+    monkeypatch.setattr(worker_module, "build_generator", overflow)
     r = client.post("/v1/completions", json=BODY)
     assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded"

@@ -72,9 +72,6 @@ class Worker:
         self.waiting = 0
         self.stop_at: float | None = None  # shutdown deadline (time.monotonic)
         self.mean_seconds = 1.0  # moving average of a request's engine time, for Retry-After
-        # one generator per (method, draft length), reused by every request that asks for it:
-        # requests run one at a time, and auto's controller learns the pair across them
-        self._generators: dict[tuple, SpeculativeGenerator] = {}
 
     # --- the queue -------------------------------------------------------------------------
     def admit(self) -> None:
@@ -120,13 +117,9 @@ class Worker:
         method = method or self.default_method
         draft_length = draft_length or self.options.draft_length
 
-        key = (method, draft_length)
-
         def start():
-            if key not in self._generators:
-                self._generators[key] = build_generator(self.target, self.draft, method,
-                                                        draft_length, self.options)
-            stream = self._generators[key].stream(prompt_ids, max_tokens, sampling, stop)
+            gen = build_generator(self.target, self.draft, method, draft_length, self.options)
+            stream = gen.stream(prompt_ids, max_tokens, sampling, stop)
             return stream, iter(stream)
 
         stream, pieces = await loop.run_in_executor(self._thread, start)
@@ -137,9 +130,6 @@ class Worker:
                 if piece is None:
                     break
                 yield piece
-        except Exception:
-            self._generators.pop(key, None)  # a fault may have left it half-way: build afresh
-            raise
         finally:
             with contextlib.suppress(RuntimeError):  # RuntimeError: the thread is shut down
                 self._thread.submit(pieces.close)  # on the worker thread: never while it runs
