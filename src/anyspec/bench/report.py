@@ -23,8 +23,8 @@ Every rate is a ratio of sums over the samples (Spec-Bench style), never a mean 
   (draft + target + overhead) seconds per round, T_base = the baseline's decode seconds per
   token. When the bound is below 1, no acceptance rate can make this configuration pay.
 - **time per round**: draft forward, target forward, and everything else (overhead: proposing,
-  re-tokenizing, verifying), as a mean and for the median round. transformers peers: measured with forward hooks; their first round
-  also processes the prompt (no separate prefill).
+  re-tokenizing, verifying), as a mean and for the median round. transformers peers: measured
+  with forward hooks; their first round also processes the prompt (no separate prefill).
 - **repetition** = share of repeated 4-grams in the output tokens (seq-rep-4); high values mean
   degenerate loops, which inflate MAT and speedup.
 - Prompts: `User: {turn}\\nAssistant:` (the target is a base model without chat template; a
