@@ -25,7 +25,8 @@ def exact_sequence_law(model, prompt, n, params):
     for seq in itertools.product(range(model.vocab_size), repeat=n):
         p, ctx = 1.0, list(prompt)
         for t in seq:
-            p *= target_probs(model.row(ctx), params)[t]
+            q = target_probs(model.row(ctx), params).astype(np.float64)
+            p *= q[t] / q.sum()  # q is float32: its sum is 1 to 1e-7, the chi-square wants 1e-8
             ctx.append(t)
         law[seq] = p
     return law
@@ -202,3 +203,23 @@ def test_streaming_never_splits_a_character():
         piece, _ = tracker.update(ids, final=False)
         pieces.append(piece)
     assert pieces == ["a", "", "é", "", "日", "a"]
+
+
+def test_greedy_drafting_reports_the_draft_probability_of_each_token():
+    """draft_chain's confidence is softmax(row)[argmax] over the tokens it may propose."""
+    from anyspec.proposers.draft_chain import draft_chain
+
+    draft = ToyModel(ToyTokenizer(PIECES), seed=5, sharpness=1.0)
+    banned = np.array([1])
+    run = draft_chain(draft, [0, 2], 4, SamplingParams(), np.random.default_rng(0),
+                      sampled=False, banned=banned, confidence=True)
+    context = [0, 2]
+    for token, confidence in zip(run.tokens, run.confidence):
+        row = draft.row(context).astype(np.float64)
+        row[banned] = -np.inf
+        p = np.exp(row - row.max())
+        p /= p.sum()
+        assert token == int(np.argmax(p)) != 1
+        assert confidence == pytest.approx(p[token], rel=1e-5)
+        context.append(token)
+    assert len(run.tokens) == 4

@@ -57,7 +57,8 @@ def test_sampled_first_token_follows_the_target(method, gemma_llamacpp, smollm_l
     target = gemma_llamacpp
     params = SamplingParams(1.0, top_k=8)
     prompt = "My favourite thing to do on a Sunday morning is"
-    q = target_probs(target.logits(target.tokenizer.encode(prompt))[-1], params)
+    q = target_probs(target.logits(target.tokenizer.encode(prompt))[-1], params).astype(np.float64)
+    q /= q.sum()  # float32 sums to 1 to 1e-7; the chi-square wants its totals equal to 1e-8
     support = np.flatnonzero(q)
     gen = SpeculativeGenerator(target, make_proposer(method, target, smollm_llamacpp), 1)
     counts = dict.fromkeys(support.tolist(), 0)

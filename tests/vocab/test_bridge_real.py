@@ -8,7 +8,8 @@ import pytest
 
 from anyspec.errors import AnyspecError
 from anyspec.proposers import make_proposer
-from anyspec.vocab import DraftText, incomplete_utf8_tail, reencode_continuation, shared_token_map
+from anyspec.vocab import (DraftText, incomplete_utf8_tail, reencode_continuation,
+                           shared_token_map, space_words)
 from synthetic import ToyModel, ToyTokenizer
 
 pytestmark = pytest.mark.slow
@@ -74,15 +75,16 @@ def test_reencoding_at_any_byte_cut_keeps_every_byte(gemma_llamacpp, text):
         assert tok.decode_bytes(proxies) == expect
 
 
-@pytest.mark.parametrize("text", ADVERSARIAL)
-def test_draft_text_follows_committed_text_in_uneven_pieces(smollm_llamacpp, text):
+@pytest.mark.parametrize("shortcut", [False, True], ids=["encode", "whole-word shortcut"])
+@pytest.mark.parametrize("text", ADVERSARIAL + ["plain words, then Words and more words."])
+def test_draft_text_follows_committed_text_in_uneven_pieces(smollm_llamacpp, text, shortcut):
     """The draft ids always spell a prefix of the committed text (never text that was not
     committed), short of it by at most an unfinished character; and a sync rewrites at most
     the look-behind window of earlier ids."""
     tok = smollm_llamacpp.tokenizer
     data = text.encode()
     rng = np.random.default_rng(len(data))
-    draft_text = DraftText(tok, data[:5])
+    draft_text = DraftText(tok, data[:5], words=space_words(tok) if shortcut else None)
     end = 5
     while end < len(data):
         end = min(len(data), end + int(rng.integers(1, 7)))  # byte cuts, inside characters too
@@ -97,6 +99,23 @@ def test_draft_text_follows_committed_text_in_uneven_pieces(smollm_llamacpp, tex
                     min(len(before), len(draft_text.ids)))
         assert len(before) - kept <= draft_text.lookbehind
     assert draft_text.covered == len(data)
+
+
+def test_whole_words_are_the_tokens_the_tokenizer_gives(smollm_llamacpp):
+    """The shortcut's table agrees with the tokenizer on words it was not probed with, after
+    any non-space; and whole words synced one at a time give the ids encoding all at once."""
+    tok = smollm_llamacpp.tokenizer
+    words = space_words(tok)
+    assert words and all(w.startswith(b" ") for w in words)
+    for word, token in list(words.items())[7::997]:
+        for before in ("x", "9", ")", "ü"):
+            assert tok.encode(before + word.decode(), add_special=False)[-1] == token
+    text = "The results of the experiment were clear"
+    draft_text = DraftText(tok, b"The", words=words)
+    data = text.encode()
+    for end in [i for i in range(4, len(data)) if data[i:i + 1] == b" "] + [len(data)]:
+        draft_text.sync(data[:end])
+    assert draft_text.ids == tok.encode(text)
 
 
 def test_shared_tokens_have_identical_bytes(gemma_llamacpp, smollm_llamacpp):

@@ -125,7 +125,8 @@ class LanguageModel(ABC):
 
         Row i predicts ids[len(ids) - n_last + i + 1]; the last row predicts the next token.
         """
-        ids = list(ids)
+        if not isinstance(ids, list):
+            ids = list(ids)
         if not 1 <= n_last <= len(ids):
             raise ValueError(f"n_last must be in [1, {len(ids)}], got {n_last}")
         if len(ids) > self.n_ctx:
@@ -142,7 +143,7 @@ class LanguageModel(ABC):
         self.costs.record(len(ids) - keep, seconds)
         self.counter.calls += 1
         self.counter.tokens += len(ids) - keep
-        self.cached = list(ids)
+        self.cached.extend(ids[keep:])  # the cache held ids[:keep]; a copy, not the caller's list
         return out
 
     def rollback(self, length: int) -> None:
@@ -162,9 +163,11 @@ class LanguageModel(ABC):
         return f"{self.name} [{self.backend}, {self.device}, vocab {self.vocab_size}, ctx {self.n_ctx}]"
 
 
-def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+def common_prefix_length(a: list[int], b: list[int]) -> int:
+    if len(a) <= len(b) and a == b[:len(a)]:  # the usual case: b extends a (one copy, C speed)
+        return len(a)
     n = min(len(a), len(b))
-    if a[:n] == b[:n]:  # the usual case, compared at C speed
+    if a[:n] == b[:n]:
         return n
     lo, hi = 0, n  # binary search the first mismatch on slices (C speed per probe)
     while lo < hi:

@@ -24,42 +24,54 @@ from . import Proposal
 class DraftRun:
     tokens: list[int] = field(default_factory=list)
     probs: list[np.ndarray] = field(default_factory=list)  # the p each token was sampled from
-    confidence: list[float] = field(default_factory=list)  # p(token) under the draft
+    confidence: list[float] = field(default_factory=list)  # p(token) under the draft (1.0 when
+    # drafting greedily with no use for it)
 
 
 def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: SamplingParams,
                 rng: np.random.Generator, sampled: bool, stop_below: float | None = None,
-                allowed: np.ndarray | None = None) -> DraftRun:
+                banned: np.ndarray | None = None, confidence: bool = False) -> DraftRun:
     """Up to k draft tokens after `context` (draft ids).
 
     sampled: draw from p (needed when p is used in verification); else take the argmax.
     stop_below: stop before a token whose draft probability is below this (at least one is kept).
-    allowed: boolean mask over the draft vocabulary; p is renormalised over it.
+    banned: draft ids never to propose; p is renormalised over the others.
+    confidence: fill run.confidence when drafting greedily even without stop_below (a softmax
+    per step, skipped when nothing reads it).
     """
     run = DraftRun()
     k = min(k, draft.n_ctx - len(context) + 1)  # the draft's context may be the smaller one
+    ids = list(context)
     for _ in range(k):
-        row = draft.logits(list(context) + run.tokens, n_last=1)[0]
+        row = draft.logits(ids, n_last=1)[0]  # a fresh array: masked in place
         if sampled:
             p = target_probs(row, params)
-            if allowed is not None:
-                p = np.where(allowed, p, 0.0)
+            if banned is not None:
+                p[banned] = 0.0
                 if p.sum() <= 0:
                     break
                 p /= p.sum()
             token = sample(p, rng)
-            confidence = float(p[token])
+            p_token = float(p[token])
         else:  # the argmax and its probability only: no full distribution per step
-            if allowed is not None:
-                row = np.where(allowed, row, -np.inf)
+            if banned is not None:
+                row[banned] = -np.inf
             token = int(np.argmax(row))
-            if not np.isfinite(row[token]):
+            top = row[token]
+            if not np.isfinite(top):
                 break
-            confidence = float(1.0 / np.exp(row - row[token]).sum(dtype=np.float64))
-        if stop_below is not None and run.tokens and confidence < stop_below:
+            p_token = 1.0
+            if confidence or stop_below is not None:
+                # softmax(row)[token], in place and in float32: right after a forward pass
+                # the caches are cold and every pass over the row counts
+                row -= top
+                np.exp(row, out=row)
+                p_token = 1.0 / float(row.sum())
+        if stop_below is not None and run.tokens and p_token < stop_below:
             break
         run.tokens.append(token)
-        run.confidence.append(confidence)
+        ids.append(token)
+        run.confidence.append(p_token)
         if sampled:
             run.probs.append(p)
         if token in draft.tokenizer.eos_ids:

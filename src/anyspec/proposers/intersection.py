@@ -31,6 +31,10 @@ class IntersectionProposer:
                 f"method tli needs tokens that {draft.name} and {target.name} share, and they "
                 "share none; use slem or tokentiming, which work on text")
         self.side = DraftSide(draft, target)
+        self.banned = np.flatnonzero(~self.allowed)
+        self.shared_target = self.to_target[self.allowed]
+        # one draft token per shared target token (distinct bytes): p' moves by assignment
+        self.one_to_one = len(np.unique(self.shared_target)) == len(self.shared_target)
         self.draft = draft
         self.target_vocab = target.vocab_size
         self.stop_below = stop_below
@@ -48,14 +52,18 @@ class IntersectionProposer:
             return Proposal()
         run = draft_chain(self.draft, self.side.text.ids, k, params, rng,
                           sampled=not params.greedy, stop_below=self.stop_below,
-                          allowed=self.allowed)
+                          banned=self.banned)
         self.side.last_drafted = run.tokens
         tokens = [int(self.to_target[t]) for t in run.tokens]
         if params.greedy:
             return Proposal(tokens)
-        probs = []
-        for p in run.probs:  # p' moved onto the target's ids
-            on_target = np.zeros(self.target_vocab)
-            np.add.at(on_target, self.to_target[self.allowed], p[self.allowed])
-            probs.append(on_target)
-        return Proposal(tokens, probs)
+        return Proposal(tokens, [self._on_target(p) for p in run.probs])
+
+    def _on_target(self, p: np.ndarray) -> np.ndarray:
+        """p' over the draft's ids moved onto the target's ids."""
+        if not self.one_to_one:
+            return np.bincount(self.shared_target, weights=p[self.allowed],
+                               minlength=self.target_vocab)
+        on_target = np.zeros(self.target_vocab, dtype=p.dtype)
+        on_target[self.shared_target] = p[self.allowed]
+        return on_target

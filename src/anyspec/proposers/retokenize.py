@@ -18,7 +18,7 @@ import numpy as np
 from ..align import dtw_align, target_to_draft
 from ..models.base import LanguageModel
 from ..sampling import SamplingParams
-from ..vocab import DraftText, reencode_continuation
+from ..vocab import DraftText, reencode_continuation, space_words
 from . import Proposal
 from .draft_chain import draft_chain
 
@@ -33,11 +33,17 @@ class DraftSide:
         self.last_drafted: list[int] = []
         # a draft's end token has no text to re-tokenize (and an instruct draft ends early on
         # plain text): draft text only, and let the target decide where to stop
-        self.text_only = np.ones(draft.vocab_size, dtype=bool)
-        self.text_only[list(draft.tokenizer.eos_ids)] = False
+        self.banned = np.array(sorted(draft.tokenizer.eos_ids), dtype=np.int64)
+        self.words = space_words(draft.tokenizer)
+        # the committed text so far, extended each round rather than decoded again
+        self.committed_text = bytearray()
+        self.n_committed = 0
 
     def prefill(self, committed: Sequence[int], warm: bool = True) -> None:
-        self.text = DraftText(self.draft.tokenizer, self.target_tokenizer.decode_bytes(committed))
+        self.committed_text = bytearray(self.target_tokenizer.decode_bytes(committed))
+        self.n_committed = len(committed)
+        self.text = DraftText(self.draft.tokenizer, bytes(self.committed_text),
+                              words=self.words)
         self.last_drafted = []
         ids = self.text.ids
         if warm and 1 < len(ids) <= self.draft.n_ctx:
@@ -45,10 +51,13 @@ class DraftSide:
 
     def sync(self, committed: Sequence[int]) -> bytes:
         """Bring the draft ids up to the committed text; return the bytes not covered yet."""
-        committed_text = self.target_tokenizer.decode_bytes(committed)
-        self.text.sync(committed_text, self.last_drafted)
+        if len(committed) < self.n_committed:
+            raise ValueError("committed ids only grow between prefills")
+        self.committed_text += self.target_tokenizer.decode_bytes(committed[self.n_committed:])
+        self.n_committed = len(committed)
+        self.text.sync(self.committed_text, self.last_drafted)
         self.last_drafted = []
-        return self.text.pending(committed_text)
+        return bytes(self.text.pending(self.committed_text))
 
 
 class RetokenizingProposer:
@@ -72,7 +81,8 @@ class RetokenizingProposer:
         pending = self.side.sync(committed)
         run = draft_chain(self.draft, self.side.text.ids, k, params, rng,
                           sampled=self.sampled_drafting and not params.greedy,
-                          stop_below=self.stop_below, allowed=self.side.text_only)
+                          stop_below=self.stop_below, banned=self.side.banned,
+                          confidence=self.min_confidence > 0)
         self.side.last_drafted = run.tokens
         drafted = self.draft.tokenizer.decode_bytes(run.tokens)
         if not drafted.startswith(pending):  # the draft did not finish the pending character
@@ -86,6 +96,8 @@ class RetokenizingProposer:
                           proxies: list[int]) -> int:
         """How many proxies to keep: while the product of the linked draft tokens' probabilities
         (each counted once, at its first link) stays >= min_confidence."""
+        if np.prod(confidence) >= self.min_confidence:
+            return len(proxies)  # every draft token links somewhere: the product is the floor
         d_table = self.draft.tokenizer.bytes_table()
         t_table = self.target_tokenizer.bytes_table()
         # latin-1 maps each byte to one character: byte-level distances, never U+FFFD

@@ -110,7 +110,7 @@ class StringRejectionProposer:
         if key not in memo:
             row = self.draft.logits(context + pieces, n_last=1)[0]
             p = _softmax(row) if params.greedy else target_probs(row, params)
-            p = np.where(self.side.text_only, p, 0.0)
+            p[self.side.banned] = 0.0
             memo[key] = p / p.sum()
         return memo[key]
 
