@@ -53,6 +53,7 @@ def test_models_lists_both_embedded_models(capsys):
     (["--draft-length", "0"], "draft length must be"),
     (["--method", "sd"], "method sd needs the draft and target to share one vocabulary.*tokentiming"),
     (["--target-backend", "llamacpp", "--device", "cuda"], "CPU only"),
+    (["--draft-window", "0"], "draft window must be at least 1"),
 ])
 def test_bad_input_is_a_clear_error(capsys, argv, message):
     # a later --max-new-tokens overrides the first, as argparse does

@@ -124,3 +124,23 @@ def test_a_catch_up_round_does_not_count_as_the_cost_of_drafting():
     controller._k = 2
     controller.observe(2, 2, 1.0, 0.0005)  # 1 s: mostly reading 300 tokens
     assert controller.draft_cost == cost and controller.behind == 0
+
+
+def test_a_long_prompt_is_read_by_the_draft_only_when_the_generation_repays_it():
+    """Drafting pays per round here, but reading a 2000-token prompt costs the draft 2 s: worth
+    it for 2000 new tokens, not for 20. A prompt decoded plainly still drafts after a probe."""
+    target, draft = _models({1: 0.030, 3: 0.034, 5: 0.038, 9: 0.046}, 0.005)
+    draft.costs.record(2000, 2.0)
+    controller = CostAwareDraftLength(target, draft)
+    controller.start(10, 64)
+    _run(controller, 60, 0.9, 0.005)
+    assert controller.best_k() > 0
+
+    assert controller.start(2000, 2000)  # saves more than the 2 s of reading
+    assert controller.k() > 0
+    assert not controller.start(2000, 20)  # 20 tokens cannot repay 2 s
+    assert controller.behind == 2000 and controller.k() == 0
+    controller._k = 2  # a probe: the draft catches up, and the prompt is paid for
+    controller.observe(2, 2, 2.0, 0.0005)
+    assert controller.k() > 0
+    assert controller.start(20, 20)  # a short prompt costs little to read

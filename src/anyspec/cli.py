@@ -76,6 +76,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-confidence", type=float, default=0.05, metavar="C",
                    help="tokentiming: propose target tokens while the aligned draft "
                         "confidence stays >= C (default 0.05; 0 proposes all, like slem)")
+    p.add_argument("--draft-window", type=int, default=None, metavar="N",
+                   help="cross-vocabulary methods: the draft reads only the last N of its tokens "
+                        "of a prompt, so a long prompt costs it a bounded prefill (default: all)")
     p.add_argument("--n-ctx", type=int, default=None, help="context size in tokens (default: the model's, at most 4096 on llamacpp)")
 
 
@@ -99,7 +102,8 @@ def load_generator(args):
     draft = load_model(args.draft, args.draft_backend, args.device, args.n_ctx, draft=True)
     proposer = make_proposer(resolve_method(args.method, target, draft), target, draft,
                              draft_stop_below(args.draft_stop_below, args.draft_length),
-                             args.sampled_drafting, args.dtw_band, args.min_confidence)
+                             args.sampled_drafting, args.dtw_band, args.min_confidence,
+                             args.draft_window)
     return SpeculativeGenerator(target, proposer, args.draft_length)
 
 

@@ -173,7 +173,7 @@ class SpeculativeGenerator:
         started = time.perf_counter()
         if len(committed) > 1:  # fill the caches now, so rounds measure decoding only
             target.logits(committed[:-1], n_last=1)
-        proposer.prefill(committed, warm=controller.start(len(committed)))
+        proposer.prefill(committed, warm=controller.start(len(committed), max_new_tokens))
         stats.prefill_seconds = time.perf_counter() - started
 
         while finish is None:

@@ -107,7 +107,7 @@ def test_draft_identical_to_target_accepts_everything():
 class _NeverDraft:
     """A controller that has learnt drafting does not pay on this pair."""
 
-    def start(self, prompt_tokens):
+    def start(self, prompt_tokens, max_new_tokens=None):
         return False
 
     def k(self):

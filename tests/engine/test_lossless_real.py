@@ -49,6 +49,23 @@ def test_cross_vocabulary_greedy_equals_target_alone(method, gemma_llamacpp, smo
     _assert_greedy_equal(gemma_llamacpp, SpeculativeGenerator(gemma_llamacpp, proposer, 4))
 
 
+def test_a_draft_reading_only_the_end_of_the_prompt_changes_nothing(gemma_llamacpp,
+                                                                     smollm_llamacpp):
+    """A 16-token draft window (most prompts cut) changes what is proposed, not the output."""
+    proposer = make_proposer("tokentiming", gemma_llamacpp, smollm_llamacpp, draft_window=16)
+    generator = SpeculativeGenerator(gemma_llamacpp, proposer, 4)
+    drafted = 0
+    for category, prompt in PROMPTS[:13:3]:
+        got = generator.generate(prompt, N_TOKENS)
+        assert got.token_ids == _target_alone(gemma_llamacpp, prompt), category
+        draft_text = proposer.side.text
+        assert draft_text.start > 0  # the prompt was cut
+        assert smollm_llamacpp.tokenizer.decode_bytes(draft_text.ids) == \
+            bytes(proposer.side.committed_text[draft_text.start:draft_text.covered])
+        drafted += got.stats.drafted
+    assert drafted > 0
+
+
 @pytest.mark.parametrize("method", ["slem", "tli", "slrs"])
 def test_sampled_first_token_follows_the_target(method, gemma_llamacpp, smollm_llamacpp):
     """T=1, top-k 8: the first generated token is the one the draft's proposal is verified at

@@ -75,24 +75,30 @@ def test_reencoding_at_any_byte_cut_keeps_every_byte(gemma_llamacpp, text):
         assert tok.decode_bytes(proxies) == expect
 
 
-@pytest.mark.parametrize("shortcut", [False, True], ids=["encode", "whole-word shortcut"])
+@pytest.mark.parametrize("shortcut,window", [(False, None), (True, None), (True, 2)],
+                         ids=["encode", "whole-word shortcut", "2-token prompt window"])
 @pytest.mark.parametrize("text", ADVERSARIAL + ["plain words, then Words and more words."])
-def test_draft_text_follows_committed_text_in_uneven_pieces(smollm_llamacpp, text, shortcut):
+def test_draft_text_follows_committed_text_in_uneven_pieces(smollm_llamacpp, text, shortcut,
+                                                             window):
     """The draft ids always spell a prefix of the committed text (never text that was not
     committed), short of it by at most an unfinished character; and a sync rewrites at most
-    the look-behind window of earlier ids."""
+    the look-behind window of earlier ids. With a prompt window they spell the text from
+    where the window starts."""
     tok = smollm_llamacpp.tokenizer
     data = text.encode()
     rng = np.random.default_rng(len(data))
-    draft_text = DraftText(tok, data[:5], words=space_words(tok) if shortcut else None)
-    end = 5
+    draft_text = DraftText(tok, data[:12], words=space_words(tok) if shortcut else None,
+                           window=window)
+    assert tok.decode_bytes(draft_text.ids) == data[draft_text.start:draft_text.covered]
+    assert window is None or (len(draft_text.ids) <= window and draft_text.start > 0)
+    end = 12
     while end < len(data):
         end = min(len(data), end + int(rng.integers(1, 7)))  # byte cuts, inside characters too
         before = list(draft_text.ids)
         guess = tok.encode(data[draft_text.covered:end + 4].decode("utf-8", "ignore"),
                            add_special=False)  # a draft's guess, partly wrong past `end`
         draft_text.sync(data[:end], guess)
-        assert tok.decode_bytes(draft_text.ids) == data[:draft_text.covered]
+        assert tok.decode_bytes(draft_text.ids) == data[draft_text.start:draft_text.covered]
         # confirmed draft tokens may end inside a character (byte-level BPE splits them)
         assert 0 <= end - draft_text.covered <= incomplete_utf8_tail(data[:end])
         kept = next((i for i, (a, b) in enumerate(zip(before, draft_text.ids)) if a != b),

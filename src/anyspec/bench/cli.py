@@ -74,6 +74,8 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
     m.add_argument("--sampled-drafting", action="store_true", help="as in anyspec generate")
     m.add_argument("--dtw-band", type=int, default=8, metavar="W", help="tokentiming's DTW band")
     m.add_argument("--min-confidence", type=float, default=0.05, metavar="C", help="tokentiming's threshold")
+    m.add_argument("--draft-window", type=int, default=None, metavar="N",
+                   help="as in anyspec generate: the draft reads the last N draft tokens of a prompt")
     add_sampling_options(p)
     return p
 
@@ -82,8 +84,8 @@ def settings_from(args) -> dict:
     """Everything that defines what a run measures; saved in config.json, checked on --resume."""
     keys = ("target", "draft", "target_backend", "draft_backend", "device", "n_ctx",
             "max_new_tokens", "temperature", "top_k", "top_p", "seed", "draft_length",
-            "draft_stop_below", "sampled_drafting", "dtw_band", "min_confidence", "prompts",
-            "sample_timeout")
+            "draft_stop_below", "sampled_drafting", "dtw_band", "min_confidence", "draft_window",
+            "prompts", "sample_timeout")
     s = {k: getattr(args, k) for k in keys}
     s["prompts"] = str(Path(args.prompts).resolve()) if args.prompts else None
     return s

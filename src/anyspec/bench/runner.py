@@ -36,7 +36,8 @@ WARM_UP_PROMPT = "The history of the printing press"
 # settings that must match for --resume to append to a run
 RESUME_KEYS = ("target", "draft", "target_backend", "draft_backend", "device", "n_ctx",
                "max_new_tokens", "temperature", "top_k", "top_p", "seed", "draft_length",
-               "draft_stop_below", "sampled_drafting", "dtw_band", "min_confidence", "prompts")
+               "draft_stop_below", "sampled_drafting", "dtw_band", "min_confidence", "draft_window",
+               "prompts")
 
 
 class SampleTimeout(Exception):
@@ -147,7 +148,7 @@ def build_methods(names: list[str], s: dict) -> tuple[dict[str, Method], dict[st
     for m in engine:
         try:
             proposer = make_proposer(m, target, draft, stop_below, s["sampled_drafting"],
-                                     s["dtw_band"], s["min_confidence"])
+                                     s["dtw_band"], s["min_confidence"], s.get("draft_window"))
         except AnyspecError as e:  # e.g. sd with two vocabularies
             not_applicable[m] = str(e)
             continue

@@ -16,7 +16,7 @@ class FixedDraftLength:
     def __init__(self, k: int) -> None:
         self._k = k
 
-    def start(self, prompt_tokens: int) -> bool:
+    def start(self, prompt_tokens: int, max_new_tokens: int | None = None) -> bool:
         return True  # it drafts from the first round: the draft should read the prompt now
 
     def k(self) -> int:
@@ -35,7 +35,7 @@ class AdaptiveDraftLength:
         self._k = start
         self.max_k = max_k
 
-    def start(self, prompt_tokens: int) -> bool:
+    def start(self, prompt_tokens: int, max_new_tokens: int | None = None) -> bool:
         return True  # it drafts from the first round: the draft should read the prompt now
 
     def k(self) -> int:
@@ -83,6 +83,7 @@ class CostAwareDraftLength:
         self.overhead = {True: 0.0, False: 0.0}  # seconds outside the models, by k > 0
         self._warmup = [start, 0, start // 2]  # measure a few sizes before trusting the model
         self._since_draft = 0  # plain rounds since the draft last ran
+        self._plain_prompt = False  # this prompt is decoded plainly (probes aside)
         self.behind = 0  # target tokens committed that the draft has not read
         self._k = start
 
@@ -90,20 +91,42 @@ class CostAwareDraftLength:
     def acceptance(self) -> float:
         return self.accepted / (self.accepted + self.rejected)
 
-    def start(self, prompt_tokens: int) -> bool:
-        """A new prompt. True: the draft should read it now, since it drafts soon."""
+    def start(self, prompt_tokens: int, max_new_tokens: int | None = None) -> bool:
+        """A new prompt. True: the draft should read it now, since it drafts soon.
+
+        Drafting must pay for the draft's reading of the prompt too: when the time it saves
+        over max_new_tokens is less than that reading costs, this prompt is decoded plainly
+        (probes still run when they are cheap)."""
         self._since_draft = 0
-        if self._warmup or self.best_k() > 0:
+        self._plain_prompt = False
+        if self._warmup:
             self.behind = 0
             return True
+        if self.best_k() > 0 and self._saving(max_new_tokens) >= self._reading(prompt_tokens):
+            self.behind = 0
+            return True
+        self._plain_prompt = True
         self.behind = prompt_tokens
         return False
+
+    def _saving(self, new_tokens: int | None) -> float:
+        """Seconds drafting at best_k saves over plain decoding for new_tokens tokens."""
+        if new_tokens is None:
+            return float("inf")
+        a, k = min(self.acceptance, 0.999), self.best_k()
+        per_token = self.expected_round_seconds(k) * (1 - a) / (1 - a ** (k + 1))
+        return new_tokens * (self.expected_round_seconds(0) - per_token)
+
+    def _reading(self, prompt_tokens: int) -> float:
+        """Seconds the draft takes to read a prompt this long (0 before any measurement)."""
+        estimate = self.draft_costs.estimate(prompt_tokens) if self.draft_costs else None
+        return estimate or 0.0
 
     def k(self) -> int:
         if self._warmup:
             self._k = self._warmup.pop(0)
         else:
-            self._k = self.best_k()
+            self._k = 0 if self._plain_prompt else self.best_k()
             if self._k == 0 and self._since_draft >= self.probe_every and self._probe_is_cheap():
                 self._k = 2
         return self._k
@@ -146,6 +169,7 @@ class CostAwareDraftLength:
             return
         caught_up = self.behind > 1  # this round's draft time includes reading the lag
         self._since_draft, self.behind = 0, 0
+        self._plain_prompt = False  # the draft has read the prompt now: drafting costs no more
         if not caught_up:
             per_k = draft_seconds / self._k
             self.draft_cost = per_k if self.draft_cost is None else \

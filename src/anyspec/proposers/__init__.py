@@ -80,12 +80,20 @@ def resolve_method(method: str, target, draft) -> str:
 
 def make_proposer(method: str, target, draft=None, stop_below: float | None = None,
                   sampled_drafting: bool = False, band: int = 8,
-                  min_confidence: float = 0.05) -> Proposer:
-    """The proposer for `method`; the checks say what to change when the pair does not fit."""
+                  min_confidence: float = 0.05, draft_window: int | None = None) -> Proposer:
+    """The proposer for `method`; the checks say what to change when the pair does not fit.
+
+    draft_window: the draft reads at most this many of its tokens of a prompt, from the end
+    (cross-vocabulary methods; None reads it all)."""
     from ..errors import AnyspecError
 
     if method not in METHODS:
         raise AnyspecError(f"unknown method '{method}': choose one of {', '.join(METHODS)}")
+    if draft_window is not None and draft_window < 1:
+        raise AnyspecError(f"the draft window must be at least 1 token, got {draft_window}")
+    if draft_window is not None and method == "sd":
+        raise AnyspecError("a draft window applies to the cross-vocabulary methods "
+                           f"({', '.join(CROSS_VOCABULARY)}); sd's draft reads the target's ids")
     if METHODS[method][0] and draft is None:
         raise AnyspecError(f"method {method} needs a draft model (--draft)")
     if method == "ar":
@@ -97,12 +105,12 @@ def make_proposer(method: str, target, draft=None, stop_below: float | None = No
     if method == "tli":
         from .intersection import IntersectionProposer
 
-        return IntersectionProposer(draft, target, stop_below)
+        return IntersectionProposer(draft, target, stop_below, draft_window=draft_window)
     if method == "slrs":
         from .string_rejection import StringRejectionProposer
 
-        return StringRejectionProposer(draft, target, stop_below)
+        return StringRejectionProposer(draft, target, stop_below, draft_window=draft_window)
     from .retokenize import RetokenizingProposer
 
     return RetokenizingProposer(draft, target, method, sampled_drafting, stop_below, band,
-                                min_confidence)
+                                min_confidence, draft_window=draft_window)

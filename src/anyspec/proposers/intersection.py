@@ -23,14 +23,14 @@ class IntersectionProposer:
     name = "tli"
 
     def __init__(self, draft: LanguageModel, target: LanguageModel,
-                 stop_below: float | None = None) -> None:
+                 stop_below: float | None = None, draft_window: int | None = None) -> None:
         self.to_target = shared_token_map(draft.tokenizer, target.tokenizer)
         self.allowed = self.to_target >= 0
         if not self.allowed.any():
             raise AnyspecError(
                 f"method tli needs tokens that {draft.name} and {target.name} share, and they "
                 "share none; use slem or tokentiming, which work on text")
-        self.side = DraftSide(draft, target)
+        self.side = DraftSide(draft, target, draft_window)
         self.banned = np.flatnonzero(~self.allowed)
         self.shared_target = self.to_target[self.allowed]
         # one draft token per shared target token (distinct bytes): p' moves by assignment

@@ -26,8 +26,10 @@ from .draft_chain import draft_chain
 class DraftSide:
     """The draft model plus its ids for the committed text; shared by cross-vocabulary methods."""
 
-    def __init__(self, draft: LanguageModel, target: LanguageModel) -> None:
+    def __init__(self, draft: LanguageModel, target: LanguageModel,
+                 window: int | None = None) -> None:
         self.draft = draft
+        self.window = window  # draft tokens of a prompt the draft reads, from its end
         self.target_tokenizer = target.tokenizer
         self.text: DraftText | None = None
         self.last_drafted: list[int] = []
@@ -43,7 +45,7 @@ class DraftSide:
         self.committed_text = bytearray(self.target_tokenizer.decode_bytes(committed))
         self.n_committed = len(committed)
         self.text = DraftText(self.draft.tokenizer, bytes(self.committed_text),
-                              words=self.words)
+                              words=self.words, window=self.window)
         self.last_drafted = []
         ids = self.text.ids
         if warm and 1 < len(ids) <= self.draft.n_ctx:
@@ -63,9 +65,10 @@ class DraftSide:
 class RetokenizingProposer:
     def __init__(self, draft: LanguageModel, target: LanguageModel, method: str = "slem",
                  sampled_drafting: bool = False, stop_below: float | None = None,
-                 band: int = 8, min_confidence: float = 0.0) -> None:
+                 band: int = 8, min_confidence: float = 0.0,
+                 draft_window: int | None = None) -> None:
         self.name = method
-        self.side = DraftSide(draft, target)
+        self.side = DraftSide(draft, target, draft_window)
         self.draft = draft
         self.target_tokenizer = target.tokenizer
         self.sampled_drafting = sampled_drafting

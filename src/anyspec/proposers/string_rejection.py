@@ -68,8 +68,9 @@ class StringRejectionProposer:
     name = "slrs"
 
     def __init__(self, draft: LanguageModel, target: LanguageModel,
-                 stop_below: float | None = None, branches: int = 2) -> None:
-        self.side = DraftSide(draft, target)
+                 stop_below: float | None = None, draft_window: int | None = None,
+                 branches: int = 2) -> None:
+        self.side = DraftSide(draft, target, draft_window)
         self.draft = draft
         self.target_vocab = target.vocab_size
         self.stop_below = stop_below

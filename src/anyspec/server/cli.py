@@ -115,7 +115,8 @@ def cmd_serve(args) -> int:
                                                         args.n_ctx, draft=True)
     draft_length = int(args.draft_length) if str(args.draft_length).isdigit() else args.draft_length
     options = GeneratorOptions(args.method, draft_length, args.draft_stop_below,
-                               args.sampled_drafting, args.dtw_band, args.min_confidence)
+                               args.sampled_drafting, args.dtw_band, args.min_confidence,
+                               args.draft_window)
     worker = Worker(target, draft, options, args.max_queue)
     config = ServerConfig(model_name=args.served_model_name or target.name,
                           max_body_bytes=args.max_body_bytes, default_max_tokens=args.default_max_tokens,

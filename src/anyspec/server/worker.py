@@ -36,6 +36,7 @@ class GeneratorOptions:
     sampled_drafting: bool = False
     dtw_band: int = 8
     min_confidence: float = 0.05
+    draft_window: int | None = None
 
 
 def build_generator(target, draft, method: str, draft_length, options: GeneratorOptions) -> SpeculativeGenerator:
@@ -45,7 +46,7 @@ def build_generator(target, draft, method: str, draft_length, options: Generator
         return SpeculativeGenerator(target)
     stop_below = draft_stop_below(options.draft_stop_below, draft_length)
     proposer = make_proposer(method, target, draft, stop_below, options.sampled_drafting,
-                             options.dtw_band, options.min_confidence)
+                             options.dtw_band, options.min_confidence, options.draft_window)
     return SpeculativeGenerator(target, proposer, draft_length)
 
 

@@ -73,13 +73,16 @@ def reencode_continuation(tokenizer, committed: Sequence[int], new: bytes,
 class DraftText:
     """The draft's token ids for a prefix of the committed text, and how many bytes they cover.
 
-    Invariant: decode_bytes(ids) == committed text[:covered]. The draft's cache follows `ids`
-    by prefix matching (models/base.py), so keeping `ids` right keeps the cache right: it never
-    holds text the target did not commit.
+    Invariant: decode_bytes(ids) == committed text[start:covered]. The draft's cache follows
+    `ids` by prefix matching (models/base.py), so keeping `ids` right keeps the cache right: it
+    never holds text the target did not commit.
+
+    window: read at most this many draft tokens of the prompt, its end (plus the BOS token):
+    a long prompt then costs the draft a bounded prefill. start is where they begin.
     """
 
     def __init__(self, tokenizer, prompt: bytes, lookbehind: int = 4,
-                 words: dict[bytes, int] | None = None) -> None:
+                 words: dict[bytes, int] | None = None, window: int | None = None) -> None:
         self.tokenizer = tokenizer
         self.table = tokenizer.bytes_table()
         self.lookbehind = lookbehind
@@ -88,8 +91,14 @@ class DraftText:
         # it, and a tokenizer call costs ~200 us right after a forward pass (cold caches)
         self.words = words
         complete = prompt[:len(prompt) - incomplete_utf8_tail(prompt)]
-        self.ids: list[int] = tokenizer.encode(complete.decode("utf-8"), add_special=True)
-        self.covered = len(tokenizer.decode_bytes(self.ids))
+        ids = tokenizer.encode(complete.decode("utf-8"), add_special=True)
+        self.start = 0
+        if window is not None and len(ids) > window:
+            bos = ids[:1] if ids[0] == tokenizer.bos_id else []
+            self.start = len(tokenizer.decode_bytes(ids[:len(ids) - window]))
+            ids = bos + ids[len(ids) - window:]
+        self.ids: list[int] = ids
+        self.covered = self.start + len(tokenizer.decode_bytes(ids))
 
     def sync(self, text: bytes, drafted: Sequence[int] = ()) -> None:
         """Catch up with the committed `text` (which extends the text already covered).
