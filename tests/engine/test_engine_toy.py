@@ -223,3 +223,17 @@ def test_greedy_drafting_reports_the_draft_probability_of_each_token():
         assert confidence == pytest.approx(p[token], rel=1e-5)
         context.append(token)
     assert len(run.tokens) == 4
+
+
+def test_tables_over_a_vocabulary_are_built_once_per_tokenizer():
+    """The server makes a proposer per request: per-tokenizer tables must not be rebuilt."""
+    from anyspec.vocab import per_tokenizer
+
+    tok, calls = ToyTokenizer(PIECES), []
+
+    def build(tokenizer):
+        calls.append(tokenizer)
+        return len(calls)
+
+    assert per_tokenizer(tok, build) == per_tokenizer(tok, build) == 1
+    assert per_tokenizer(ToyTokenizer(PIECES), build) == 2  # another tokenizer, its own table

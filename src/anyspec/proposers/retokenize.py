@@ -18,7 +18,7 @@ import numpy as np
 from ..align import dtw_align, target_to_draft
 from ..models.base import LanguageModel
 from ..sampling import SamplingParams
-from ..vocab import DraftText, reencode_continuation, space_words
+from ..vocab import DraftText, per_tokenizer, reencode_continuation, space_words
 from . import Proposal
 from .draft_chain import draft_chain
 
@@ -36,7 +36,7 @@ class DraftSide:
         # a draft's end token has no text to re-tokenize (and an instruct draft ends early on
         # plain text): draft text only, and let the target decide where to stop
         self.banned = np.array(sorted(draft.tokenizer.eos_ids), dtype=np.int64)
-        self.words = space_words(draft.tokenizer)
+        self.words = per_tokenizer(draft.tokenizer, space_words)
         # the committed text so far, extended each round rather than decoded again
         self.committed_text = bytearray()
         self.n_committed = 0

@@ -14,7 +14,8 @@ markers of SentencePiece and byte-level BPE are already gone.
 
 from __future__ import annotations
 
-from typing import Sequence
+import weakref
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -151,6 +152,18 @@ class DraftText:
     def pending(self, text: bytes) -> bytes:
         """Committed bytes not yet covered by draft ids (at most an unfinished character)."""
         return text[self.covered:]
+
+
+_PER_TOKENIZER: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def per_tokenizer(tokenizer, build: Callable):
+    """build(tokenizer), computed once per tokenizer: tables over a 262k vocabulary take a
+    fraction of a second, and the server makes a proposer for every request."""
+    built = _PER_TOKENIZER.setdefault(tokenizer, {})
+    if build not in built:
+        built[build] = build(tokenizer)
+    return built[build]
 
 
 def space_words(tokenizer, probes: int = 256) -> dict[bytes, int] | None:
