@@ -84,3 +84,9 @@ def test_a_missing_model_package_names_the_pip_command(monkeypatch, capsys):
     status, _, err = _run(capsys, "generate", "hi", "--target", "ghost-1b", "--method", "ar")
     assert status == 2
     assert "pip install ghost-model-package" in err
+
+
+@pytest.mark.parametrize("command", [["serve"], ["bench", "--methods", "slem"]])
+def test_a_bad_draft_window_stops_serve_and_bench_before_loading(capsys, command):
+    status, _, err = _run(capsys, *command, "--draft-window", "0")
+    assert status == 2 and "draft window must be at least 1" in err and "Traceback" not in err

@@ -104,7 +104,7 @@ def run_folder(args) -> Path:
 
 def cmd_bench(args) -> int:
     from ..control import make_controller
-    from ..proposers import METHODS
+    from ..proposers import METHODS, check_draft_window
     from ..sampling import SamplingParams
     from .data import read_questions, select_questions
     from .report import compare, write_report
@@ -120,6 +120,7 @@ def cmd_bench(args) -> int:
     # check cheap things before minutes of model loading
     SamplingParams(args.temperature, args.top_k, args.top_p, args.seed)
     make_controller(args.draft_length)
+    check_draft_window(args.draft_window)
     if args.max_new_tokens < 1:
         raise AnyspecError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
     questions = select_questions(read_questions(args.prompts), args.categories,

@@ -266,6 +266,9 @@ def run_bench(names: list[str], questions: list[Question], s: dict, out: Path,
     if all((m, str(q.question_id)) in skip for m in names for q in questions):
         return True  # a finished run resumed: no need to load the models
     methods, not_applicable, models = build_methods(names, s)
+    if not methods:
+        raise AnyspecError("no method can run with these settings: " + "; ".join(
+            f"{m}: {why}" for m, why in not_applicable.items()))
     config["methods"].update({m.name: {"backend": m.backend, "baseline": m.baseline}
                               for m in methods.values()})
     config["not_applicable"].update(not_applicable)

@@ -78,6 +78,13 @@ def resolve_method(method: str, target, draft) -> str:
         return "tokentiming"
 
 
+def check_draft_window(draft_window: int | None) -> None:
+    from ..errors import AnyspecError
+
+    if draft_window is not None and draft_window < 1:
+        raise AnyspecError(f"the draft window must be at least 1 token, got {draft_window}")
+
+
 def make_proposer(method: str, target, draft=None, stop_below: float | None = None,
                   sampled_drafting: bool = False, band: int = 8,
                   min_confidence: float = 0.05, draft_window: int | None = None) -> Proposer:
@@ -89,8 +96,7 @@ def make_proposer(method: str, target, draft=None, stop_below: float | None = No
 
     if method not in METHODS:
         raise AnyspecError(f"unknown method '{method}': choose one of {', '.join(METHODS)}")
-    if draft_window is not None and draft_window < 1:
-        raise AnyspecError(f"the draft window must be at least 1 token, got {draft_window}")
+    check_draft_window(draft_window)
     if draft_window is not None and method == "sd":
         raise AnyspecError("a draft window applies to the cross-vocabulary methods "
                            f"({', '.join(CROSS_VOCABULARY)}); sd's draft reads the target's ids")

@@ -86,10 +86,12 @@ def apply_environment(parser: argparse.ArgumentParser, environ=os.environ) -> No
 def check_args(args) -> None:
     """Reject bad settings before the models load."""
     from ..control import make_controller
+    from ..proposers import check_draft_window
 
     if args.environment_errors:
         raise AnyspecError("; ".join(args.environment_errors))
     make_controller(args.draft_length)
+    check_draft_window(args.draft_window)
     for name, low in (("max_queue", 0), ("default_max_tokens", 1), ("max_n", 1), ("max_body_bytes", 1)):
         if getattr(args, name) < low:
             raise AnyspecError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
