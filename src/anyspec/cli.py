@@ -112,8 +112,10 @@ def cmd_generate(args) -> int:
 
     sampling = SamplingParams(args.temperature, args.top_k, args.top_p, args.seed)
     from .control import make_controller
+    from .proposers import check_draft_window
 
     make_controller(args.draft_length)  # reject bad values before minutes of model loading
+    check_draft_window(args.draft_window)
     if args.max_new_tokens < 1:
         raise AnyspecError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
     gen = load_generator(args)

@@ -102,18 +102,19 @@ class CostAwareDraftLength:
         if self._warmup:
             self.behind = 0
             return True
-        if self.best_k() > 0 and self._saving(max_new_tokens) >= self._reading(prompt_tokens):
+        k = self.best_k()
+        if k > 0 and self._saving(k, max_new_tokens) >= self._reading(prompt_tokens):
             self.behind = 0
             return True
         self._plain_prompt = True
         self.behind = prompt_tokens
         return False
 
-    def _saving(self, new_tokens: int | None) -> float:
-        """Seconds drafting at best_k saves over plain decoding for new_tokens tokens."""
+    def _saving(self, k: int, new_tokens: int | None) -> float:
+        """Seconds drafting k tokens per round saves over plain decoding for new_tokens tokens."""
         if new_tokens is None:
             return float("inf")
-        a, k = min(self.acceptance, 0.999), self.best_k()
+        a = min(self.acceptance, 0.999)
         per_token = self.expected_round_seconds(k) * (1 - a) / (1 - a ** (k + 1))
         return new_tokens * (self.expected_round_seconds(0) - per_token)
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..models.base import LanguageModel
 from ..sampling import SamplingParams, sample, target_probs
-from ..vocab import ids_by_bytes, shared_token_map
+from ..vocab import ids_by_bytes, per_tokenizer, shared_token_map
 from . import Proposal
 from .retokenize import DraftSide
 
@@ -41,8 +41,8 @@ class TwoPieceTokens:
 
     def __init__(self, draft_tokenizer, target_tokenizer) -> None:
         self.draft_table = draft_tokenizer.bytes_table()
-        self.draft_by_bytes = ids_by_bytes(draft_tokenizer)
-        target_by_bytes = ids_by_bytes(target_tokenizer)
+        self.draft_by_bytes = per_tokenizer(draft_tokenizer, ids_by_bytes)
+        target_by_bytes = per_tokenizer(target_tokenizer, ids_by_bytes)
         self.target_texts = sorted(target_by_bytes)
         self.target_ids = [target_by_bytes[b] for b in self.target_texts]
         self._pairs: dict[int, tuple[np.ndarray, np.ndarray]] = {}

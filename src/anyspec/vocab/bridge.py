@@ -189,7 +189,8 @@ def space_words(tokenizer, probes: int = 256) -> dict[bytes, int] | None:
 
 
 def ids_by_bytes(tokenizer) -> dict[bytes, int]:
-    """Each non-empty token text -> the id the tokenizer itself produces for it.
+    """Each non-empty token text -> the id the tokenizer itself produces for it. Shared through
+    `per_tokenizer` by `shared_token_map` and slrs: read it, do not change it.
 
     Where several ids share the bytes (a byte-fallback <0x41> and a normal "A"), the normal
     token wins: it is the one the tokenizer's encode produces.
@@ -213,6 +214,6 @@ def ids_by_bytes(tokenizer) -> dict[bytes, int]:
 
 def shared_token_map(draft_tokenizer, target_tokenizer) -> np.ndarray:
     """For each draft id, the target id with exactly the same bytes, or -1 (TLI's intersection)."""
-    by_bytes = ids_by_bytes(target_tokenizer)
+    by_bytes = per_tokenizer(target_tokenizer, ids_by_bytes)
     return np.array([by_bytes.get(b, -1) if b else -1 for b in draft_tokenizer.bytes_table()],
                     dtype=np.int64)
