@@ -58,6 +58,14 @@ class ToyModel(LanguageModel):
         n = len(context)
         return np.stack([self.row(context[:n - n_logits + i + 1]) for i in range(n_logits)])
 
+    def _forward_tree(self, ids, start, parents, n_logits):
+        assert start == len(self.cached), "the backend was asked to run at a gap in its cache"
+        self.forwarded.extend(ids)
+        paths = []
+        for i, parent in enumerate(parents):
+            paths.append((paths[parent] if parent >= 0 else list(self.cached)) + [ids[i]])
+        return np.stack([self.row(path) for path in paths[len(ids) - n_logits:]])
+
     def _truncate(self, length: int) -> None:
         pass
 

@@ -79,6 +79,12 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draft-window", type=int, default=None, metavar="N",
                    help="cross-vocabulary methods: the draft reads only the last N of its tokens "
                         "of a prompt, so a long prompt costs it a bounded prefill (default: all)")
+    p.add_argument("--tree", default=None, metavar="N|auto",
+                   help="sd, tli: draft a token tree per round instead of a chain (DySpec: grown "
+                        "where acceptance is likeliest, learnt as it goes; siblings sampled "
+                        "without replacement) and verify it in one target pass. N: N tokens; "
+                        "auto: grown while the measured costs say a token pays. --draft-length "
+                        "bounds its depth. Needs --target-backend hf (default: chains)")
     p.add_argument("--n-ctx", type=int, default=None, help="context size in tokens (default: the model's, at most 4096 on llamacpp)")
 
 
@@ -103,7 +109,7 @@ def load_generator(args):
     proposer = make_proposer(resolve_method(args.method, target, draft), target, draft,
                              draft_stop_below(args.draft_stop_below, args.draft_length),
                              args.sampled_drafting, args.dtw_band, args.min_confidence,
-                             args.draft_window)
+                             args.draft_window, args.tree)
     return SpeculativeGenerator(target, proposer, args.draft_length)
 
 
@@ -112,10 +118,11 @@ def cmd_generate(args) -> int:
 
     sampling = SamplingParams(args.temperature, args.top_k, args.top_p, args.seed)
     from .control import make_controller
-    from .proposers import check_draft_window
+    from .proposers import check_draft_window, check_tree_budget
 
     make_controller(args.draft_length)  # reject bad values before minutes of model loading
     check_draft_window(args.draft_window)
+    check_tree_budget(args.tree, None if args.method == "auto" else args.method)
     if args.max_new_tokens < 1:
         raise AnyspecError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
     gen = load_generator(args)

@@ -6,6 +6,9 @@
           n, next  = verify_chain(proposal, logits)      # lossless rule, verify/chain.py
           committed += proposal[:n] + [next]
 
+A proposal may be a tree (token i hangs from parents[i]); then the pass is
+target.tree_logits and the walk verify_tree, which commits the accepted branch the same way.
+
 The target's committed ids are the truth; both models' caches follow them by prefix matching
 (models/base.py), so no method does cache arithmetic. Stopping (EOS, stop strings, token and
 context limits), streaming and per-round statistics live here and nowhere else.
@@ -25,6 +28,7 @@ from .models.base import LanguageModel
 from .proposers import NoProposer, Proposer
 from .sampling import SamplingParams
 from .verify.chain import verify_chain
+from .verify.tree import depths, verify_tree
 from .vocab import incomplete_utf8_tail
 
 
@@ -184,20 +188,33 @@ class SpeculativeGenerator:
             # a round commits drafted + 1 tokens at most: draft no more than can be kept
             k = max(0, min(controller.k(), room - 1))
             proposal = proposer.propose(committed, k, sampling, rng)
-            if len(proposal.tokens) > room - 1:  # re-tokenized text can be more target tokens than k
-                proposal.tokens = proposal.tokens[:room - 1]
-                if proposal.draft_probs is not None:
-                    proposal.draft_probs = proposal.draft_probs[:room - 1]
             n_draft = len(proposal.tokens)
-            logits = target.logits(committed + proposal.tokens, n_last=n_draft + 1)
-            n_ok, next_token = verify_chain(proposal.tokens, proposal.draft_probs, logits,
-                                            sampling, rng)
-            new = proposal.tokens[:n_ok] + [next_token]
+            if proposal.parents is not None and n_draft:  # a tree: one pass, one walk
+                depth = depths(proposal.parents)
+                if max(depth) > room - 1:
+                    raise AnyspecError(f"{proposer.name} drafted a tree {max(depth)} deep "
+                                       f"where {room - 1} was the most asked for")
+                logits = target.tree_logits(committed, proposal.tokens, proposal.parents)
+                path, next_token = verify_tree(proposal.tokens, proposal.parents,
+                                               proposal.draft_probs, logits, sampling, rng)
+                n_ok, n_deep = len(path), max(depth)
+                new = [proposal.tokens[i] for i in path] + [next_token]
+            else:
+                if n_draft > room - 1:  # re-tokenized text can be more target tokens than k
+                    proposal.tokens = proposal.tokens[:room - 1]
+                    if proposal.draft_probs is not None:
+                        proposal.draft_probs = proposal.draft_probs[:room - 1]
+                    n_draft = room - 1
+                logits = target.logits(committed + proposal.tokens, n_last=n_draft + 1)
+                n_ok, next_token = verify_chain(proposal.tokens, proposal.draft_probs, logits,
+                                                sampling, rng)
+                n_deep = n_draft
+                new = proposal.tokens[:n_ok] + [next_token]
             draft_s = (draft.counter.seconds - draft_before) if draft else 0.0
             target_s = target.counter.seconds - target_before
-            controller.observe(n_draft, n_ok, draft_s,
+            controller.observe(n_deep, n_ok, draft_s,
                                time.perf_counter() - round_start - draft_s - target_s)
-            _count_round(stats, n_draft, n_ok, len(new))
+            _count_round(stats, n_draft, n_deep, n_ok, len(new))
 
             for tok in new:  # commit one by one: EOS or the token limit may cut the round short
                 if tok in eos:
@@ -231,12 +248,14 @@ class SpeculativeGenerator:
         yield Generation(text.text, ids, finish, stats)
 
 
-def _count_round(stats: GenerationStats, n_draft: int, n_ok: int, n_new: int) -> None:
+def _count_round(stats: GenerationStats, n_draft: int, n_deep: int, n_ok: int,
+                 n_new: int) -> None:
+    """n_draft: tokens drafted; n_deep: positions they reach (a tree's depth; a chain's length)."""
     stats.rounds += 1
     stats.round_tokens += n_new
     stats.drafted += n_draft
     stats.accepted += n_ok
-    for per_position, n in ((stats.drafted_at, n_draft), (stats.accepted_at, n_ok)):
+    for per_position, n in ((stats.drafted_at, n_deep), (stats.accepted_at, n_ok)):
         per_position.extend([0] * (n - len(per_position)))
         for i in range(n):
             per_position[i] += 1

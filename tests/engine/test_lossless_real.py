@@ -86,3 +86,53 @@ def test_sampled_first_token_follows_the_target(method, gemma_llamacpp, smollm_l
         drafted += out.stats.drafted
     assert drafted >= n // 2  # most rounds really proposed a token
     assert chisquare([counts[t] for t in support], q[support] * n).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("tree", [10, "auto"])
+def test_tli_tree_greedy_equals_target_alone(tree, gemma_hf, smollm_llamacpp):
+    """Token trees (one transformers pass each, ancestor-only mask), grown to 10 tokens or
+    sized by measured costs, keep greedy output token for token."""
+    proposer = make_proposer("tli", gemma_hf, smollm_llamacpp, tree_budget=tree)
+    generator = SpeculativeGenerator(gemma_hf, proposer, 4)
+    if tree == 10:
+        _assert_greedy_equal(gemma_hf, generator)
+        return
+    drafted = 0
+    for category, prompt in PROMPTS[:13:4]:
+        got = generator.generate(prompt, N_TOKENS)
+        assert got.token_ids == _target_alone(gemma_hf, prompt), category
+        drafted += got.stats.drafted
+    assert drafted > 0
+
+
+def test_tli_tree_sampled_first_token_follows_the_target(gemma_hf, smollm_llamacpp):
+    """T=1, top-k 8, a 6-token tree at most 2 deep: the first token is verified against up to
+    six siblings drawn without replacement (multi-branch rejection); over 1200 seeds it must
+    follow the target's q."""
+    target = gemma_hf
+    params = SamplingParams(1.0, top_k=8)
+    prompt = "My favourite thing to do on a Sunday morning is"
+    target.reset()
+    q = target_probs(target.logits(target.tokenizer.encode(prompt))[-1], params).astype(np.float64)
+    q /= q.sum()
+    support = np.flatnonzero(q)
+    proposer = make_proposer("tli", target, smollm_llamacpp, tree_budget=6)
+    gen = SpeculativeGenerator(target, proposer, 2)
+    first_rounds = []  # how many first tokens each prompt's first tree offered
+    grow = proposer.tree.grow
+
+    def grow_and_count(*args, **kwargs):
+        tree, tokens = grow(*args, **kwargs)
+        if len(args[2]) == len(prompt_ids):
+            first_rounds.append(tree.parents.count(-1))
+        return tree, tokens
+
+    proposer.tree.grow = grow_and_count
+    prompt_ids = target.tokenizer.encode(prompt)
+    counts = dict.fromkeys(support.tolist(), 0)
+    n = 1200
+    for seed in range(n):
+        out = gen.generate(prompt, 2, SamplingParams(1.0, top_k=8, seed=seed))
+        counts[out.token_ids[0]] += 1
+    assert len(first_rounds) == n and np.mean(np.array(first_rounds) >= 2) > 0.5
+    assert chisquare([counts[t] for t in support], q[support] * n).pvalue > 1e-3

@@ -126,6 +126,46 @@ def test_gemma_sliding_window_layers_keep_every_position(gemma):
     assert (rows.argmax(1) == ref.argmax(1)).all()
 
 
+def _paths(tokens, parents):
+    paths = []
+    for token, parent in zip(tokens, parents):
+        paths.append((paths[parent] if parent >= 0 else []) + [token])
+    return paths
+
+
+@pytest.mark.parametrize("prefix", [40, 600])  # 600: past the 512-position sliding window
+def test_tree_rows_equal_each_branch_scored_alone(gemma, prefix):
+    """One pass over a tree (ancestor-only mask, positions by depth) gives, for every node,
+    the logits of its branch scored as a chain; the cache keeps the leading chain only."""
+    gemma.reset()
+    ids = gemma.tokenizer.encode(Path(__file__).read_text() * 4)[:prefix]
+    tokens = [ids[5], ids[6], ids[7], ids[9], ids[6], ids[11], ids[12]]
+    parents = [-1, 0, 1, -1, 3, 0, 5]  # a chain of three, then two more branches
+    gemma.logits(ids[:prefix - 3], 1)  # the tree pass starts with two uncached ids
+    tree = gemma.tree_logits(ids, tokens, parents)
+    assert gemma.cached == ids + tokens[:3]
+    before = gemma.counter.tokens
+    kept = gemma.logits(ids + tokens[:3], 1)  # reuses the kept chain: one new position
+    assert gemma.counter.tokens - before == 1
+    gemma.reset()
+    rows = [gemma.logits(ids, 1)[0]] + [gemma.logits(ids + path, 1)[0]
+                                        for path in _paths(tokens, parents)]
+    np.testing.assert_allclose(np.stack(rows), tree, rtol=0, atol=5e-4)
+    assert (np.stack(rows).argmax(1) == tree.argmax(1)).all()
+    np.testing.assert_allclose(kept[0], rows[3], rtol=0, atol=5e-4)
+
+
+def test_a_tree_without_tokens_or_on_llamacpp_is_handled(gemma):
+    from anyspec.models.registry import load_model
+
+    gemma.reset()
+    ids = _prompt_ids(gemma)
+    np.testing.assert_allclose(gemma.tree_logits(ids, [], []), gemma.logits(ids, 1), atol=ATOL)
+    llama = load_model("gemma-3-270m", "llamacpp")
+    with pytest.raises(AnyspecError, match="--target-backend hf"):
+        llama.tree_logits(ids, [5, 6], [-1, -1])
+
+
 @pytest.mark.parametrize("text", TEXTS)
 def test_tokens_decode_to_the_exact_bytes(model, text):
     tok = model.tokenizer

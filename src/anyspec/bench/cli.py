@@ -76,6 +76,9 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
     m.add_argument("--min-confidence", type=float, default=0.05, metavar="C", help="tokentiming's threshold")
     m.add_argument("--draft-window", type=int, default=None, metavar="N",
                    help="as in anyspec generate: the draft reads the last N draft tokens of a prompt")
+    m.add_argument("--tree", default=None, metavar="N|auto",
+                   help="as in anyspec generate: sd and tli draft trees of N tokens, or sized by "
+                        "cost (the other methods chains); needs --target-backend hf")
     add_sampling_options(p)
     return p
 
@@ -85,7 +88,7 @@ def settings_from(args) -> dict:
     keys = ("target", "draft", "target_backend", "draft_backend", "device", "n_ctx",
             "max_new_tokens", "temperature", "top_k", "top_p", "seed", "draft_length",
             "draft_stop_below", "sampled_drafting", "dtw_band", "min_confidence", "draft_window",
-            "prompts", "sample_timeout")
+            "tree", "prompts", "sample_timeout")
     s = {k: getattr(args, k) for k in keys}
     s["prompts"] = str(Path(args.prompts).resolve()) if args.prompts else None
     return s
@@ -104,7 +107,7 @@ def run_folder(args) -> Path:
 
 def cmd_bench(args) -> int:
     from ..control import make_controller
-    from ..proposers import METHODS, check_draft_window
+    from ..proposers import METHODS, check_draft_window, check_tree_budget
     from ..sampling import SamplingParams
     from .data import read_questions, select_questions
     from .report import compare, write_report
@@ -121,6 +124,7 @@ def cmd_bench(args) -> int:
     SamplingParams(args.temperature, args.top_k, args.top_p, args.seed)
     make_controller(args.draft_length)
     check_draft_window(args.draft_window)
+    check_tree_budget(args.tree)
     if args.max_new_tokens < 1:
         raise AnyspecError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
     questions = select_questions(read_questions(args.prompts), args.categories,

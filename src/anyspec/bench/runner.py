@@ -25,7 +25,7 @@ from ..engine import SpeculativeGenerator
 from ..errors import AnyspecError
 from ..models.registry import load_model
 from ..control import draft_stop_below
-from ..proposers import METHODS, make_proposer
+from ..proposers import METHODS, TREE_METHODS, make_proposer
 from ..sampling import SamplingParams
 from .data import Question, conversation_prompt, encode_prompt
 from .metrics import repetition_rate
@@ -37,7 +37,7 @@ WARM_UP_PROMPT = "The history of the printing press"
 RESUME_KEYS = ("target", "draft", "target_backend", "draft_backend", "device", "n_ctx",
                "max_new_tokens", "temperature", "top_k", "top_p", "seed", "draft_length",
                "draft_stop_below", "sampled_drafting", "dtw_band", "min_confidence", "draft_window",
-               "prompts")
+               "tree", "prompts")
 
 
 class SampleTimeout(Exception):
@@ -148,7 +148,8 @@ def build_methods(names: list[str], s: dict) -> tuple[dict[str, Method], dict[st
     for m in engine:
         try:
             proposer = make_proposer(m, target, draft, stop_below, s["sampled_drafting"],
-                                     s["dtw_band"], s["min_confidence"], s.get("draft_window"))
+                                     s["dtw_band"], s["min_confidence"], s.get("draft_window"),
+                                     s.get("tree") if m in TREE_METHODS else None)
         except AnyspecError as e:  # e.g. sd with two vocabularies
             not_applicable[m] = str(e)
             continue

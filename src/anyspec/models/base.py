@@ -15,7 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import ContextOverflowError
+from ..errors import AnyspecError, ContextOverflowError
+from ..verify.tree import main_path_length
 
 
 class Tokenizer(ABC):
@@ -119,6 +120,15 @@ class LanguageModel(ABC):
     def _truncate(self, length: int) -> None:
         """Drop cache entries at positions >= length."""
 
+    def _forward_tree(self, ids: Sequence[int], start: int, parents: Sequence[int],
+                      n_logits: int) -> np.ndarray:
+        """As _forward, but entry i attends only to the cache, its ancestors and itself, and
+        sits at position start + its depth - 1. parents[i]: the entry i hangs from (-1: the
+        cache). Cache entries follow the order of `ids`. Backends that can mask attention
+        override this."""
+        raise AnyspecError(f"the {self.backend} backend cannot verify a token tree in one pass; "
+                           "run the target with --target-backend hf, or leave out --tree")
+
     # --- the interface the engine uses ---------------------------------------------------
     def logits(self, ids: Sequence[int], n_last: int = 1) -> np.ndarray:
         """Logits predicting the token after each of the last `n_last` positions of `ids`.
@@ -144,6 +154,40 @@ class LanguageModel(ABC):
         self.counter.calls += 1
         self.counter.tokens += len(ids) - keep
         self.cached.extend(ids[keep:])  # the cache held ids[:keep]; a copy, not the caller's list
+        return out
+
+    def tree_logits(self, committed: Sequence[int], tokens: Sequence[int],
+                    parents: Sequence[int]) -> np.ndarray:
+        """One pass over a tree of proposed tokens after `committed`: row 0 predicts the
+        token after `committed`, row i + 1 the token after node i (its path from the root).
+
+        parents[i]: node i's parent (-1: the root; parents come first). The cache keeps the
+        tree's leading chain (node i the child of node i - 1), which is what the next round
+        reuses when verification follows it; the other branches are dropped.
+        """
+        if not isinstance(committed, list):
+            committed = list(committed)
+        if len(committed) + len(tokens) > self.n_ctx:
+            raise ContextOverflowError(
+                f"{self.name}: {len(committed) + len(tokens)} tokens do not fit in its context "
+                f"of {self.n_ctx}; shorten the prompt or lower max_new_tokens")
+        keep = min(common_prefix_length(self.cached, committed), len(committed) - 1)
+        self.rollback(keep)
+        chain = committed[keep:]  # not yet in the cache; the last one is the tree's root
+        block_parents = [i - 1 for i in range(len(chain))] + [
+            len(chain) - 1 if p < 0 else len(chain) + p for p in parents]
+        start = time.perf_counter()
+        out = self._forward_tree(chain + list(tokens), keep, block_parents, len(tokens) + 1)
+        seconds = time.perf_counter() - start
+        self.counter.seconds += seconds
+        self.costs.record(len(chain) + len(tokens), seconds)
+        self.counter.calls += 1
+        self.counter.tokens += len(chain) + len(tokens)
+        # the cache holds chain + every node, in order: keep chain + the leading chain of nodes
+        on_path = main_path_length(parents)
+        self._truncate(keep + len(chain) + on_path)
+        self.cached.extend(chain)
+        self.cached.extend(tokens[:on_path])
         return out
 
     def rollback(self, length: int) -> None:

@@ -170,6 +170,52 @@ class HFModel(LanguageModel):
                 raise
             return out.logits[0, -n_logits:].float().cpu().numpy()
 
+    def _forward_tree(self, ids: Sequence[int], start: int, parents: Sequence[int],
+                      n_logits: int) -> np.ndarray:
+        """One pass with an ancestors-only attention mask and positions by depth, given as
+        an additive float mask (boolean masks are wrong under eager attention), one per
+        layer type so that sliding-window layers keep their window."""
+        torch = self._torch
+        if self._cache.get_seq_length() != start:
+            raise RuntimeError(f"cache holds {self._cache.get_seq_length()} positions, "
+                               f"forward asked to start at {start}")
+        n = len(ids)
+        depth = np.zeros(n, dtype=np.int64)
+        sees = np.zeros((n, n), dtype=bool)  # sees[i, j]: entry i attends to entry j
+        for i, parent in enumerate(parents):
+            if parent >= 0:
+                depth[i] = depth[parent] + 1
+                sees[i] = sees[parent]
+            sees[i, i] = True
+        pos = start + depth
+        key_pos = np.concatenate([np.arange(start), pos])
+        allowed = np.concatenate([np.ones((n, start), dtype=bool), sees], axis=1)
+        masks = {}
+        config = self._model.config
+        for layer_type in set(getattr(config, "layer_types", None) or ["full_attention"]):
+            ok = allowed
+            window = getattr(config, "sliding_window", None)
+            if layer_type == "sliding_attention" and window:
+                ok = allowed & (pos[:, None] - key_pos[None, :] < window)
+            mask = torch.zeros((1, 1, n, start + n), dtype=self._model.dtype)
+            mask.masked_fill_(torch.from_numpy(~ok), torch.finfo(self._model.dtype).min)
+            masks[layer_type] = mask.to(self.device)
+        attention_mask = masks if hasattr(config, "layer_types") else masks["full_attention"]
+        with torch.inference_mode():
+            input_ids = torch.tensor([list(ids)], dtype=torch.long, device=self.device)
+            position_ids = torch.from_numpy(pos).to(self.device)[None]
+            try:
+                out = self._model(input_ids=input_ids, position_ids=position_ids,
+                                  attention_mask=attention_mask,
+                                  cache_position=torch.arange(start, start + n, device=self.device),
+                                  past_key_values=self._cache, use_cache=True,
+                                  logits_to_keep=n_logits)
+            except BaseException:
+                self._cache = type(self._cache)()
+                self.cached = []
+                raise
+            return out.logits[0, -n_logits:].float().cpu().numpy()
+
     def _truncate(self, length: int) -> None:
         if length == 0:
             self._cache = type(self._cache)()

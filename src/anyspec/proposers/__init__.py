@@ -19,7 +19,9 @@ from ..sampling import SamplingParams
 class Proposal:
     tokens: list[int] = field(default_factory=list)
     # one row per token, over the target vocabulary; None: every token is a point mass
-    draft_probs: list[np.ndarray] | None = None
+    draft_probs: Sequence[np.ndarray] | None = None
+    # a tree: parents[i] is token i's parent (-1: follows the committed ids); None: a chain
+    parents: list[int] | None = None
 
 
 class Proposer(Protocol):
@@ -60,6 +62,7 @@ METHODS = {
                    "segmentations of each target token (more draft passes, higher acceptance)"),
 }
 CROSS_VOCABULARY = ("tokentiming", "slem", "tli", "slrs")
+TREE_METHODS = ("sd", "tli")  # draft ids that are target ids: a draft tree is a target tree
 
 
 def resolve_method(method: str, target, draft) -> str:
@@ -85,13 +88,43 @@ def check_draft_window(draft_window: int | None) -> None:
         raise AnyspecError(f"the draft window must be at least 1 token, got {draft_window}")
 
 
+def parse_tree_budget(value: str | int | None) -> int | str | None:
+    """--tree: None (chains), "auto" (sized by measured costs) or a number of tokens."""
+    from ..errors import AnyspecError
+
+    if value is None or value == "auto":
+        return value
+    try:
+        budget = int(value)
+    except (TypeError, ValueError):
+        budget = 0
+    if budget < 1 or isinstance(value, float):
+        raise AnyspecError(f"--tree must be auto or a number of tokens >= 1, got {value!r}")
+    return budget
+
+
+def check_tree_budget(tree_budget: int | str | None, method: str | None = None) -> None:
+    from ..errors import AnyspecError
+
+    if tree_budget is None:
+        return
+    parse_tree_budget(tree_budget)
+    if method is not None and method not in TREE_METHODS:
+        raise AnyspecError(
+            f"--tree works with {' and '.join(TREE_METHODS)}, whose draft tokens are target "
+            f"tokens; {method} re-tokenizes the draft's text, and drafts chains only")
+
+
 def make_proposer(method: str, target, draft=None, stop_below: float | None = None,
                   sampled_drafting: bool = False, band: int = 8,
-                  min_confidence: float = 0.05, draft_window: int | None = None) -> Proposer:
+                  min_confidence: float = 0.05, draft_window: int | None = None,
+                  tree_budget: int | None = None) -> Proposer:
     """The proposer for `method`; the checks say what to change when the pair does not fit.
 
     draft_window: the draft reads at most this many of its tokens of a prompt, from the end
-    (cross-vocabulary methods; None reads it all)."""
+    (cross-vocabulary methods; None reads it all).
+    tree_budget: draft a DySpec tree per round instead of a chain (sd, tli): this many tokens,
+    or "auto": grown while the measured costs say it pays. The draft length bounds its depth."""
     from ..errors import AnyspecError
 
     if method not in METHODS:
@@ -100,6 +133,8 @@ def make_proposer(method: str, target, draft=None, stop_below: float | None = No
     if draft_window is not None and method == "sd":
         raise AnyspecError("a draft window applies to the cross-vocabulary methods "
                            f"({', '.join(CROSS_VOCABULARY)}); sd's draft reads the target's ids")
+    check_tree_budget(tree_budget, method)
+    tree_budget = parse_tree_budget(tree_budget)
     if METHODS[method][0] and draft is None:
         raise AnyspecError(f"method {method} needs a draft model (--draft)")
     if method == "ar":
@@ -107,11 +142,12 @@ def make_proposer(method: str, target, draft=None, stop_below: float | None = No
     if method == "sd":
         from .draft_chain import DraftChainProposer
 
-        return DraftChainProposer(draft, target, stop_below)
+        return DraftChainProposer(draft, target, stop_below, tree_budget)
     if method == "tli":
         from .intersection import IntersectionProposer
 
-        return IntersectionProposer(draft, target, stop_below, draft_window=draft_window)
+        return IntersectionProposer(draft, target, stop_below, draft_window=draft_window,
+                                    tree_budget=tree_budget)
     if method == "slrs":
         from .string_rejection import StringRejectionProposer
 

@@ -18,6 +18,7 @@ from ..errors import AnyspecError
 from ..models.base import LanguageModel
 from ..sampling import SamplingParams, sample, target_probs
 from . import Proposal
+from .tree import TreeDrafting
 
 
 @dataclass
@@ -83,17 +84,23 @@ class DraftChainProposer:
     name = "sd"
 
     def __init__(self, draft: LanguageModel, target: LanguageModel,
-                 stop_below: float | None = None) -> None:
+                 stop_below: float | None = None, tree_budget: int | None = None) -> None:
         check_same_vocabulary(draft, target)
         self.draft = draft
         self.stop_below = stop_below
+        self.tree = TreeDrafting(tree_budget, target) if tree_budget else None  # else chains
 
     def prefill(self, committed: Sequence[int], warm: bool = True) -> None:
         if warm and 1 < len(committed) <= self.draft.n_ctx:
             self.draft.logits(list(committed)[:-1], n_last=1)
+        if self.tree:
+            self.tree.reset()
 
     def propose(self, committed: Sequence[int], k: int, params: SamplingParams,
                 rng: np.random.Generator) -> Proposal:
+        if self.tree:
+            tree, _ = self.tree.grow(self.draft, committed, committed, k, params, rng)
+            return Proposal(tree.tokens, None if params.greedy else tree.probs, tree.parents)
         run = draft_chain(self.draft, committed, k, params, rng, sampled=not params.greedy,
                           stop_below=self.stop_below)
         return Proposal(run.tokens, run.probs if run.probs else None)

@@ -21,6 +21,7 @@ from ..sampling import SamplingParams
 from ..vocab import DraftText, per_tokenizer, reencode_continuation, space_words
 from . import Proposal
 from .draft_chain import draft_chain
+from .tree import DraftTree, confirmed_branch
 
 
 class DraftSide:
@@ -33,6 +34,7 @@ class DraftSide:
         self.target_tokenizer = target.tokenizer
         self.text: DraftText | None = None
         self.last_drafted: list[int] = []
+        self.last_tree: DraftTree | None = None  # a tree drafted instead of a chain
         # a draft's end token has no text to re-tokenize (and an instruct draft ends early on
         # plain text): draft text only, and let the target decide where to stop
         self.banned = np.array(sorted(draft.tokenizer.eos_ids), dtype=np.int64)
@@ -47,6 +49,7 @@ class DraftSide:
         self.text = DraftText(self.draft.tokenizer, bytes(self.committed_text),
                               words=self.words, window=self.window)
         self.last_drafted = []
+        self.last_tree = None
         ids = self.text.ids
         if warm and 1 < len(ids) <= self.draft.n_ctx:
             self.draft.logits(ids[:-1], n_last=1)
@@ -57,8 +60,12 @@ class DraftSide:
             raise ValueError("committed ids only grow between prefills")
         self.committed_text += self.target_tokenizer.decode_bytes(committed[self.n_committed:])
         self.n_committed = len(committed)
-        self.text.sync(self.committed_text, self.last_drafted)
-        self.last_drafted = []
+        drafted = self.last_drafted
+        if self.last_tree is not None:  # the branch the committed text took, if any
+            drafted = confirmed_branch(self.last_tree, self.text.table, self.committed_text,
+                                       self.text.covered)
+        self.text.sync(self.committed_text, drafted)
+        self.last_drafted, self.last_tree = [], None
         return bytes(self.text.pending(self.committed_text))
 
 

@@ -86,12 +86,13 @@ def apply_environment(parser: argparse.ArgumentParser, environ=os.environ) -> No
 def check_args(args) -> None:
     """Reject bad settings before the models load."""
     from ..control import make_controller
-    from ..proposers import check_draft_window
+    from ..proposers import check_draft_window, check_tree_budget
 
     if args.environment_errors:
         raise AnyspecError("; ".join(args.environment_errors))
     make_controller(args.draft_length)
     check_draft_window(args.draft_window)
+    check_tree_budget(args.tree)  # requests choose the method: trees go to sd and tli only
     for name, low in (("max_queue", 0), ("default_max_tokens", 1), ("max_n", 1), ("max_body_bytes", 1)):
         if getattr(args, name) < low:
             raise AnyspecError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
@@ -118,7 +119,7 @@ def cmd_serve(args) -> int:
     draft_length = int(args.draft_length) if str(args.draft_length).isdigit() else args.draft_length
     options = GeneratorOptions(args.method, draft_length, args.draft_stop_below,
                                args.sampled_drafting, args.dtw_band, args.min_confidence,
-                               args.draft_window)
+                               args.draft_window, args.tree)
     worker = Worker(target, draft, options, args.max_queue)
     config = ServerConfig(model_name=args.served_model_name or target.name,
                           max_body_bytes=args.max_body_bytes, default_max_tokens=args.default_max_tokens,

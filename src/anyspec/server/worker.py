@@ -21,7 +21,7 @@ from typing import AsyncIterator
 from ..engine import Generation, SpeculativeGenerator
 from ..errors import AnyspecError
 from ..control import draft_stop_below
-from ..proposers import METHODS, make_proposer, resolve_method
+from ..proposers import METHODS, TREE_METHODS, make_proposer, resolve_method
 from ..sampling import SamplingParams
 from .protocol import RequestError
 
@@ -37,6 +37,7 @@ class GeneratorOptions:
     dtw_band: int = 8
     min_confidence: float = 0.05
     draft_window: int | None = None
+    tree_budget: int | None = None  # sd and tli draft trees of this size; the others chains
 
 
 def build_generator(target, draft, method: str, draft_length, options: GeneratorOptions) -> SpeculativeGenerator:
@@ -45,8 +46,9 @@ def build_generator(target, draft, method: str, draft_length, options: Generator
     if method == "ar":
         return SpeculativeGenerator(target)
     stop_below = draft_stop_below(options.draft_stop_below, draft_length)
+    tree = options.tree_budget if method in TREE_METHODS else None
     proposer = make_proposer(method, target, draft, stop_below, options.sampled_drafting,
-                             options.dtw_band, options.min_confidence, options.draft_window)
+                             options.dtw_band, options.min_confidence, options.draft_window, tree)
     return SpeculativeGenerator(target, proposer, draft_length)
 
 

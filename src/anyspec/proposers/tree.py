@@ -1,0 +1,275 @@
+"""Growing a draft token tree at run time (DySpec, arXiv 2410.11744; algorithms.md section 6).
+
+A max-heap holds slots for new children, each valued by an estimate of the probability that
+the target's walk reaches it; growing the tree greedily by that value maximises the expected
+number of accepted tokens. Popping a slot adds its child y, drawn from the parent's residual
+distribution R (siblings without replacement), and pushes two slots: y's first child and y's
+next sibling. The draft runs on a node only when its first-child slot is popped, so leaves
+cost no draft pass. Stops at `budget` nodes.
+
+DySpec values a child by the draft's own probability R[y] along the path. With a draft much
+weaker than the target that overrates siblings (a flat R leaves 1 - R[y] high): on Gemma 3 /
+SmolLM2 at temperature 1 it grew 16 alternatives for the first token and lost depth. So the
+value here is the acceptance `AcceptanceModel` predicts from R[y] and the child's rank among
+its siblings, learnt from the rounds so far: still R-driven, but calibrated on this pair.
+
+Sampling: y ~ R, and R is what verification needs (verify/tree.py). Greedy: y = argmax R, R
+being the draft's softmax (a value estimate only; the target checks point masses).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from ..models.base import LanguageModel
+from ..sampling import SamplingParams, sample, target_probs
+from ..verify.tree import children_of
+
+
+@dataclass
+class DraftTree:
+    tokens: list[int] = field(default_factory=list)  # draft ids
+    parents: list[int] = field(default_factory=list)  # -1: a child of the root
+    probs: list[np.ndarray] = field(default_factory=list)  # the R each node was drawn from
+    ranks: list[int] = field(default_factory=list)  # 1: its parent's first child, 2: second...
+
+    def path(self, node: int) -> list[int]:
+        """The draft ids from the root down to `node`."""
+        out = []
+        while node >= 0:
+            out.append(self.tokens[node])
+            node = self.parents[node]
+        return out[::-1]
+
+
+class AcceptanceModel:
+    """P(a child is accepted | its earlier siblings were rejected), by its rank and by the
+    probability R[y] it had under the draft, counted over the rounds verified so far.
+
+    Starts from a prior close to DySpec's (acceptance about R[y] for a first child, half that
+    for later ones), worth a few rounds, so a pair soon overrides it.
+    """
+
+    EDGES = np.array([0.05, 0.2, 0.5, 0.8])  # bins of R[y]
+    MAX_RANK = 4  # ranks 4 and later share a row
+    PRIOR_WEIGHT = 4.0
+
+    def __init__(self) -> None:
+        centres = np.array([0.03, 0.12, 0.35, 0.65, 0.9])
+        prior = np.stack([centres] + [centres / 2] * (self.MAX_RANK - 1))
+        self.accepted = prior * self.PRIOR_WEIGHT
+        self.tried = np.full_like(prior, self.PRIOR_WEIGHT)
+
+    def _cell(self, rank: int, p: float) -> tuple[int, int]:
+        return min(rank, self.MAX_RANK) - 1, int(np.searchsorted(self.EDGES, p, side="right"))
+
+    def rate(self, rank: int, p: float) -> float:
+        cell = self._cell(rank, p)
+        return float(self.accepted[cell] / self.tried[cell])
+
+    def expected_rate(self, rank: int, r: np.ndarray) -> float:
+        """The rate of a child not drawn yet, y ~ r: sum over y of r[y] rate(rank, r[y])."""
+        rates = self.accepted[self._cell(rank, 0.0)[0]] / self.tried[self._cell(rank, 0.0)[0]]
+        big = r[r >= self.EDGES[0]]  # at most 20 entries; the rest share the first bin
+        bins = np.searchsorted(self.EDGES, big, side="right")
+        return float((big * rates[bins]).sum() + max(0.0, 1.0 - float(big.sum())) * rates[0])
+
+    def observe(self, rank: int, p: float, accepted: bool) -> None:
+        cell = self._cell(rank, p)
+        self.tried[cell] += 1
+        self.accepted[cell] += accepted
+
+    def learn(self, tree: DraftTree, tokens: Sequence[int], committed: Sequence[int]) -> None:
+        """Count the children the walk tried: `tokens` are the tree's tokens as proposed,
+        `committed` what the round committed after the tree's root."""
+        children = children_of(tree.parents)
+        node = -1
+        for token in committed:
+            match = None
+            for c in children[node + 1]:  # tried in order until one is accepted
+                p = float(tree.probs[c][tree.tokens[c]])
+                if tokens[c] == token:
+                    match = c
+                    self.observe(tree.ranks[c], p, True)
+                    break
+                self.observe(tree.ranks[c], p, False)
+            if match is None:
+                return
+            node = match
+
+
+@dataclass(frozen=True)
+class RoundCosts:
+    """Measured seconds: a plain round (one target token), one draft pass, and each further
+    token in the target's pass."""
+
+    plain: float
+    draft_pass: float
+    per_token: float
+
+    @classmethod
+    def measured(cls, draft: LanguageModel, target: LanguageModel) -> "RoundCosts | None":
+        plain, wide = target.costs.estimate(1), target.costs.estimate(16)
+        draft_pass = draft.costs.estimate(1)
+        if plain is None or wide is None or draft_pass is None or \
+                len(target.costs.seconds) < 2:  # a slope needs two measured sizes
+            return None
+        return cls(plain, draft_pass, max(wide - plain, 0.0) / 15)
+
+
+def grow_tree(draft: LanguageModel, context: Sequence[int], budget: int, max_depth: int,
+              params: SamplingParams, rng: np.random.Generator,
+              banned: np.ndarray | None = None,
+              acceptance: AcceptanceModel | None = None,
+              costs: RoundCosts | None = None) -> DraftTree:
+    """Up to `budget` draft tokens after `context` (draft ids), no deeper than max_depth,
+    in depth-first order with each node's children in the order they were drawn: the first
+    children from the root form a chain at the front (what a one-sequence cache keeps).
+
+    costs: grow by expected tokens per second instead: take the slot with the most value per
+    second it costs (a child of a node the draft has not run on costs a draft pass too), and
+    stop when none would raise the round's expected tokens per second."""
+    tree = DraftTree()
+    max_depth = min(max_depth, draft.n_ctx - len(context) + 1)
+    if budget < 1 or max_depth < 1:
+        return tree
+    acceptance = acceptance or AcceptanceModel()
+    context = list(context)
+    depth: list[int] = []
+    heap: list = []
+    order = 0  # ties in value go to the older slot
+    per_token = costs.per_token if costs else 1.0
+    per_pass = costs.draft_pass if costs else 0.0
+    expected, seconds = 1.0, (costs.plain + per_pass) if costs else 0.0  # the round so far
+
+    def distribution(node: int) -> np.ndarray | None:
+        row = draft.logits(context + tree.path(node), n_last=1)[0]
+        r = target_probs(row, params if not params.greedy else SamplingParams(1.0))
+        if banned is not None:
+            r[banned] = 0.0
+        total = r.sum(dtype=np.float64)
+        return r / np.float32(total) if total > 0 else None
+
+    def push_child_slot(parent: int, r: np.ndarray, rank: int, reach: float) -> None:
+        """The rank-th child of `parent`, to be drawn from r; reach: P(the walk tries it).
+        Valued before the draw: whether a child joins the tree must not depend on which
+        token it is, or it is no longer a draw from r and verification would be biased."""
+        nonlocal order
+        order += 1
+        value = reach * acceptance.expected_rate(rank, r)
+        heapq.heappush(heap, (-value / per_token, order, parent, r, rank, reach))
+
+    def push_first_child_later(node: int, reach: float) -> None:
+        """A slot whose distribution needs a draft pass: valued at the mean first-child rate
+        until it is popped."""
+        nonlocal order
+        order += 1
+        value = reach * float(acceptance.accepted[0].sum() / acceptance.tried[0].sum())
+        heapq.heappush(heap, (-value / (per_token + per_pass), order, node, None, 1, reach))
+
+    root = distribution(-1)
+    if root is not None:
+        push_child_slot(-1, root, 1, 1.0)
+    while heap and len(tree.tokens) < budget:
+        neg_ratio, _, parent, r, rank, reach = heapq.heappop(heap)
+        if costs and -neg_ratio * seconds <= expected:  # nothing left raises tokens per second
+            break
+        if r is None:  # the draft runs on `parent` now; the slot goes back with its real value
+            if depth[parent] >= max_depth or tree.tokens[parent] in draft.tokenizer.eos_ids:
+                continue
+            seconds += per_pass
+            r = distribution(parent)
+            if r is not None:
+                push_child_slot(parent, r, 1, reach)
+            continue
+        y = int(np.argmax(r)) if params.greedy else sample(r, rng)
+        child = len(tree.tokens)
+        tree.tokens.append(y)
+        tree.parents.append(parent)
+        tree.probs.append(r)
+        tree.ranks.append(rank)
+        depth.append(1 if parent < 0 else depth[parent] + 1)
+        accepted = reach * acceptance.rate(rank, float(r[y]))  # P(the walk accepts y)
+        expected += accepted
+        seconds += per_token
+        push_first_child_later(child, accepted)
+        rest = r.copy()  # the next sibling is drawn without y
+        rest[y] = 0.0
+        total = rest.sum(dtype=np.float64)
+        if total > 0:
+            push_child_slot(parent, rest / np.float32(total), rank + 1,
+                            reach * (1.0 - acceptance.rate(rank, float(r[y]))))
+    return depth_first(tree)
+
+
+def depth_first(tree: DraftTree) -> DraftTree:
+    """The same tree with nodes renumbered in depth-first order, children kept in order."""
+    children = children_of(tree.parents)
+    out, new_index = DraftTree(), {-1: -1}
+    stack = list(reversed(children[0]))
+    while stack:
+        node = stack.pop()
+        new_index[node] = len(out.tokens)
+        out.tokens.append(tree.tokens[node])
+        out.parents.append(new_index[tree.parents[node]])
+        out.probs.append(tree.probs[node])
+        out.ranks.append(tree.ranks[node])
+        stack.extend(reversed(children[node + 1]))
+    return out
+
+
+def confirmed_branch(tree: DraftTree, table: Sequence[bytes], text: bytes, pos: int) -> list[int]:
+    """The draft ids of the branch whose bytes the committed `text` confirms furthest from
+    `pos` on: what the draft's cache may keep after a round that verified `tree`."""
+    children = children_of(tree.parents)
+    best: tuple[int, list[int]] = (pos, [])
+    stack = [(-1, pos, [])]
+    while stack:
+        node, at, ids = stack.pop()
+        if at > best[0]:
+            best = (at, ids)
+        for c in reversed(children[node + 1]):  # ties go to the earlier branch
+            b = table[tree.tokens[c]]
+            if b and text[at:at + len(b)] == b:
+                stack.append((c, at + len(b), ids + [tree.tokens[c]]))
+    return best[1]
+
+
+class TreeDrafting:
+    """What a proposer needs to draft trees: the budget, and acceptance learnt round by round.
+
+    budget "auto": grown while the target's and draft's measured costs say a node raises the
+    expected tokens per second, up to AUTO_LIMIT tokens; a number: that many tokens."""
+
+    AUTO_LIMIT = 64
+
+    def __init__(self, budget: int | str, target: LanguageModel) -> None:
+        self.by_cost = budget == "auto"
+        self.budget = self.AUTO_LIMIT if self.by_cost else int(budget)
+        self.target = target
+        self.acceptance = AcceptanceModel()
+        self._last: tuple[DraftTree, list[int], int] | None = None  # tree, its target ids, at
+
+    def reset(self) -> None:
+        """A new prompt: the last tree's round will not be followed."""
+        self._last = None
+
+    def grow(self, draft: LanguageModel, context: Sequence[int], committed: Sequence[int],
+             max_depth: int, params: SamplingParams, rng: np.random.Generator,
+             banned: np.ndarray | None = None,
+             to_target: np.ndarray | None = None) -> tuple[DraftTree, list[int]]:
+        """A tree after the draft ids `context` and its tokens as target ids (to_target maps
+        draft ids to target ids; None: the same ids), after learning from the last round."""
+        if self._last is not None:
+            tree, tokens, at = self._last
+            self.acceptance.learn(tree, tokens, committed[at:])
+        costs = RoundCosts.measured(draft, self.target) if self.by_cost else None
+        tree = grow_tree(draft, context, self.budget, max_depth, params, rng, banned,
+                         self.acceptance, costs)
+        tokens = tree.tokens if to_target is None else [int(to_target[t]) for t in tree.tokens]
+        self._last = (tree, tokens, len(committed))
+        return tree, tokens

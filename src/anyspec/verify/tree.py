@@ -1,0 +1,99 @@
+"""Verifying a tree of proposed target tokens in one walk from the root (algorithms.md 0, 6).
+
+At each node the children are tried in the order they were drawn. A child drawn from p (its
+parent's draft distribution with the earlier siblings removed and renormalised, i.e. sampled
+without replacement) is accepted with min(1, q(c)/p(c)); on rejection q <- norm(max(0, q - p)).
+A child chosen deterministically is a point mass: accepted with q(c), else q <- q without c.
+If every child is rejected the next token is drawn from what is left of q; if one is accepted
+the walk goes on from it. At each step this is one rejection-sampling step whose output law is
+the current q, so the committed tokens are distributed exactly as the target's (SpecInfer,
+Sequoia). Greedy: q is a point mass on the argmax, so accept the child equal to it, if any.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..sampling import SamplingParams, sample, target_probs
+
+
+def children_of(parents: Sequence[int]) -> list[list[int]]:
+    """children[i + 1]: the nodes whose parent is i, in order; children[0]: the root's."""
+    children: list[list[int]] = [[] for _ in range(len(parents) + 1)]
+    for node, parent in enumerate(parents):
+        if not -1 <= parent < node:
+            raise ValueError(f"node {node} has parent {parent}: parents must come first")
+        children[parent + 1].append(node)
+    return children
+
+
+def verify_tree(
+    tokens: Sequence[int],
+    parents: Sequence[int],
+    draft_probs: Sequence[np.ndarray | None] | None,
+    target_logits: np.ndarray,
+    params: SamplingParams,
+    rng: np.random.Generator,
+    q_of: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> tuple[list[int], int]:
+    """Walk a tree of proposed tokens; return (the accepted nodes, root first; the next token).
+
+    parents[i]: node i's parent (-1: a child of the root; parents come before children).
+    draft_probs[i]: the distribution node i was drawn from, over the target's ids, or None
+    for a point mass. target_logits row 0 is the target's prediction at the root, row i + 1
+    its prediction after node i.
+    """
+    children = children_of(parents)
+    path: list[int] = []
+    row = 0  # the target row of the current node: 0 for the root, i + 1 for node i
+    if params.greedy:
+        while True:
+            best = int(np.argmax(target_logits[row]))
+            match = next((c for c in children[row] if tokens[c] == best), None)
+            if match is None:
+                return path, best
+            path.append(match)
+            row = match + 1
+
+    q_of = q_of or (lambda r: target_probs(r, params))
+    while True:
+        q = q_of(target_logits[row])
+        accepted = None
+        for c in children[row]:
+            t = tokens[c]
+            p = None if draft_probs is None else draft_probs[c]
+            p_t = 1.0 if p is None else float(p[t])
+            if p_t > 0 and rng.random() * p_t < q[t]:  # u < q/p without dividing by a tiny p
+                accepted = c
+                break
+            if p is None:
+                residual = q.copy()
+                residual[t] = 0.0
+            else:
+                residual = np.maximum(q - p, 0.0)
+            total = residual.sum(dtype=np.float64)
+            if total > 0:  # 0 only when rejection had probability 0 (float safety)
+                q = residual / np.float32(total)
+        if accepted is None:
+            return path, sample(q, rng)
+        path.append(accepted)
+        row = accepted + 1
+
+
+def depths(parents: Sequence[int]) -> list[int]:
+    """Each node's depth: 1 for a child of the root."""
+    out: list[int] = []
+    for parent in parents:
+        out.append(1 if parent < 0 else out[parent] + 1)
+    return out
+
+
+def main_path_length(parents: Sequence[int]) -> int:
+    """How many leading nodes form a chain from the root (node i the child of node i - 1):
+    the nodes a tree pass leaves in a cache that holds one sequence."""
+    n = 0
+    while n < len(parents) and parents[n] == n - 1:
+        n += 1
+    return n

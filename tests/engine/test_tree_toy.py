@@ -1,0 +1,126 @@
+"""Draft trees (DySpec) through the whole engine loop, on toy models whose sequence law can be
+enumerated: the tree pass, the walk, the commit and the caches must keep the target's law."""
+
+import numpy as np
+import pytest
+
+from anyspec.engine import SpeculativeGenerator
+from anyspec.errors import AnyspecError
+from anyspec.proposers import make_proposer
+from anyspec.proposers.draft_chain import DraftChainProposer
+from anyspec.proposers.tree import DraftTree, confirmed_branch, grow_tree
+from anyspec.sampling import SamplingParams
+from anyspec.verify.tree import depths
+from synthetic import ToyModel, ToyTokenizer
+from test_engine_toy import exact_sequence_law, law_pvalue
+
+PIECES = ["a", "b", "c", "d", "e"]
+
+
+@pytest.mark.parametrize("params", [SamplingParams(1.0), SamplingParams(0.7, top_k=3)])
+@pytest.mark.parametrize("budget, depth", [(3, 1), (6, 2), (8, 3)])
+def test_tree_keeps_the_target_law_over_three_tokens(params, budget, depth):
+    tok = ToyTokenizer(PIECES)
+    target, draft = ToyModel(tok, seed=1), ToyModel(tok, seed=2)
+    gen = SpeculativeGenerator(target, DraftChainProposer(draft, target, tree_budget=budget),
+                               draft_length=depth)
+    prompt = [0, 1]
+    law = exact_sequence_law(target, prompt, 3, params)
+    rng = np.random.default_rng(budget)
+    counts = dict.fromkeys(law, 0)
+    n_runs = 12_000
+    for _ in range(n_runs):
+        out = gen.generate(prompt, 3, SamplingParams(params.temperature, params.top_k,
+                                                     seed=int(rng.integers(2**63))))
+        counts[tuple(out.token_ids)] += 1
+    assert law_pvalue(counts, law, n_runs) > 1e-3
+
+
+@pytest.mark.parametrize("budget, depth", [(1, 1), (4, 2), (10, 4), (16, "auto")])
+def test_tree_greedy_equals_ar(budget, depth):
+    tok = ToyTokenizer(PIECES)
+    target, draft = ToyModel(tok, seed=3, n_ctx=200), ToyModel(tok, seed=4, n_ctx=200)
+    ar = SpeculativeGenerator(ToyModel(tok, seed=3, n_ctx=200)).generate([1, 2, 3], 80)
+    gen = SpeculativeGenerator(target, DraftChainProposer(draft, target, tree_budget=budget),
+                               depth)
+    out = gen.generate([1, 2, 3], 80)
+    assert out.token_ids == ar.token_ids
+    assert out.stats.drafted >= out.stats.accepted
+
+
+def test_a_wider_tree_accepts_more_per_pass():
+    """Same pair, same prompts: a tree's extra branches catch tokens a chain misses."""
+    tok = ToyTokenizer(PIECES)
+    mats = []
+    for budget in (None, 12):
+        target, draft = ToyModel(tok, seed=1), ToyModel(tok, seed=2)
+        gen = SpeculativeGenerator(
+            target, DraftChainProposer(draft, target, tree_budget=budget), draft_length=3)
+        outs = [gen.generate([0, 1], 30, SamplingParams(1.0, seed=s)) for s in range(30)]
+        mats.append(sum(o.stats.round_tokens for o in outs) / sum(o.stats.rounds for o in outs))
+    assert mats[1] > mats[0] * 1.1, mats
+
+
+def test_grown_tree_shape():
+    tok = ToyTokenizer(PIECES)
+    draft = ToyModel(tok, seed=2, sharpness=0.5)
+    rng = np.random.default_rng(0)
+    for params in (SamplingParams(), SamplingParams(1.0)):
+        tree = grow_tree(draft, [0, 1], budget=9, max_depth=3, params=params, rng=rng)
+        assert len(tree.tokens) == 9 and max(depths(tree.parents)) <= 3
+        assert all(-1 <= p < i for i, p in enumerate(tree.parents))
+        # depth-first: the first children from the root lead
+        assert tree.parents[:2] == [-1, 0]
+        for parent in set(tree.parents):  # siblings drawn without replacement
+            kids = [i for i, p in enumerate(tree.parents) if p == parent]
+            assert len({tree.tokens[i] for i in kids}) == len(kids)
+            for earlier, later in zip(kids, kids[1:]):  # later ones drawn without the earlier
+                assert tree.probs[later][tree.tokens[earlier]] == 0
+        for r in tree.probs:
+            assert r.sum() == pytest.approx(1, abs=1e-5)
+    one_deep = grow_tree(draft, [0], budget=5, max_depth=1, params=SamplingParams(), rng=rng)
+    assert one_deep.parents == [-1] * 5  # all five tokens as alternatives for one position
+    assert grow_tree(draft, [0], 4, 0, SamplingParams(), rng).tokens == []
+
+
+def test_confirmed_branch_follows_the_committed_text():
+    table = [b"a", b"b", b"ab", b"c"]
+    tree = DraftTree(tokens=[0, 1, 2, 3, 1], parents=[-1, 0, -1, 2, 0])
+    assert confirmed_branch(tree, table, b"xxabc", 2) == [2, 3]  # "ab" then "c"
+    assert confirmed_branch(tree, table, b"ab", 0) == [0, 1]
+    assert confirmed_branch(tree, table, b"c", 0) == []
+
+
+def test_tree_only_for_methods_whose_draft_tokens_are_target_tokens():
+    tok = ToyTokenizer(PIECES)
+    target, draft = ToyModel(tok, seed=1), ToyModel(tok, seed=2)
+    for method in ("slem", "tokentiming", "slrs"):
+        with pytest.raises(AnyspecError, match="--tree works with sd and tli"):
+            make_proposer(method, target, draft, tree_budget=8)
+    for bad in (0, "-3", "wide", 2.5):
+        with pytest.raises(AnyspecError, match="--tree must be auto or a number"):
+            make_proposer("sd", target, draft, tree_budget=bad)
+    assert make_proposer("sd", target, draft, tree_budget="4").tree.budget == 4
+    assert make_proposer("tli", target, draft, tree_budget="auto").tree.by_cost
+
+
+def test_costs_size_the_tree():
+    """Sized by cost: expensive draft passes keep a tree to the root's alternatives; cheap
+    ones let it grow to the budget; a token costing more than a round's worth stops it."""
+    from anyspec.proposers.tree import RoundCosts
+
+    tok = ToyTokenizer(PIECES)
+    draft = ToyModel(tok, seed=2, sharpness=3.0)
+    rng = np.random.default_rng(0)
+
+    def grown(costs):
+        calls = draft.counter.calls
+        tree = grow_tree(draft, [0, 1], 30, 6, SamplingParams(1.0), rng, costs=costs)
+        return tree, draft.counter.calls - calls
+
+    free, _ = grown(RoundCosts(plain=1.0, draft_pass=0.0, per_token=1e-4))
+    assert len(free.tokens) == 30
+    shallow, passes = grown(RoundCosts(plain=1.0, draft_pass=10.0, per_token=1e-3))
+    assert passes == 1 and max(depths(shallow.parents)) == 1 and len(shallow.tokens) >= 1
+    nothing, _ = grown(RoundCosts(plain=1.0, draft_pass=0.0, per_token=5.0))
+    assert nothing.tokens == []

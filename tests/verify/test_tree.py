@@ -1,0 +1,138 @@
+"""Statistical tests of the tree walk on small distributions that can be enumerated.
+
+Trees are drawn as the DySpec proposer draws them (siblings sampled without replacement from
+the parent's draft distribution) or chosen deterministically; the joint law of the first two
+committed tokens must be q1(x) q2(y | x) whatever the tree looked like.
+"""
+
+import numpy as np
+import pytest
+from scipy.stats import chisquare
+
+from anyspec.sampling import SamplingParams, sample
+from anyspec.verify import main_path_length, verify_tree
+from anyspec.verify.tree import children_of
+
+V = 4
+Q1 = np.array([0.45, 0.3, 0.15, 0.1])
+Q2 = np.array([[0.7, 0.1, 0.1, 0.1], [0.1, 0.2, 0.3, 0.4],
+               [0.25, 0.25, 0.25, 0.25], [0.05, 0.05, 0.1, 0.8]])
+P1 = np.array([0.1, 0.2, 0.3, 0.4])  # a poor draft: its favourites are the target's least liked
+P2 = np.array([[0.4, 0.4, 0.1, 0.1], [0.25, 0.25, 0.25, 0.25],
+               [0.1, 0.1, 0.1, 0.7], [0.3, 0.3, 0.3, 0.1]])
+N = 30_000
+
+
+def without_replacement(p, m, rng):
+    """m tokens drawn one after another from p with the earlier ones removed, and the
+    distribution each was drawn from."""
+    p = p.copy()
+    tokens, dists = [], []
+    for _ in range(m):
+        if p.sum() <= 0:
+            break
+        p = p / p.sum()
+        t = sample(p, rng)
+        tokens.append(t)
+        dists.append(p.copy())
+        p[t] = 0.0
+    return tokens, dists
+
+
+def sampled_tree(rng, width1, width2):
+    """width1 children of the root, each with width2 children of its own."""
+    tokens, parents, probs = [], [], []
+    firsts, dists = without_replacement(P1, width1, rng)
+    for t, d in zip(firsts, dists):
+        node = len(tokens)
+        tokens.append(t), parents.append(-1), probs.append(d)
+        seconds, dists2 = without_replacement(P2[t], width2, rng)
+        tokens += seconds
+        parents += [node] * len(seconds)
+        probs += dists2
+    return tokens, parents, probs
+
+
+def logits_for(tokens):
+    rows = [np.log(Q1)] + [np.log(Q2[t]) for t in tokens]
+    return np.array(rows, dtype=np.float32)
+
+
+def two_token_counts(make_tree, rng, point_mass=False):
+    params = SamplingParams(temperature=1.0)
+    counts = np.zeros((V, V))
+    for _ in range(N):
+        tokens, parents, probs = make_tree(rng)
+        path, nxt = verify_tree(tokens, parents, None if point_mass else probs,
+                                logits_for(tokens), params, rng)
+        out = [tokens[i] for i in path] + [nxt]
+        if len(out) < 2:  # the second token would come from the next round's q
+            out.append(sample(Q2[out[0]], rng))
+        counts[out[0], out[1]] += 1
+    return counts
+
+
+def joint_pvalue(counts):
+    expected = (Q1[:, None] * Q2).ravel() * counts.sum()
+    return chisquare(counts.ravel(), expected).pvalue
+
+
+@pytest.mark.parametrize("widths", [(1, 1), (2, 1), (3, 2), (4, 0)])
+def test_sampled_tree_keeps_the_joint_law(widths):
+    rng = np.random.default_rng(sum(widths))
+    counts = two_token_counts(lambda r: sampled_tree(r, *widths), rng)
+    assert joint_pvalue(counts) > 1e-3
+
+
+def test_random_shapes_keep_the_joint_law():
+    """The number of children may depend on what the draft drew (as in DySpec's heap)."""
+    def make(r):
+        tokens, parents, probs = sampled_tree(r, 1 + r.integers(3), r.integers(3))
+        return tokens, parents, probs
+    counts = two_token_counts(make, np.random.default_rng(5))
+    assert joint_pvalue(counts) > 1e-3
+
+
+def test_point_mass_children_keep_the_joint_law():
+    """Deterministic children (the draft's two favourites), each verified as a point mass."""
+    def make(r):
+        first = list(np.argsort(-P1)[:2])
+        tokens, parents = list(first), [-1, -1]
+        for i, t in enumerate(first):
+            tokens.append(int(np.argmax(P2[t])))
+            parents.append(i)
+        return tokens, parents, None
+    counts = two_token_counts(make, np.random.default_rng(9), point_mass=True)
+    assert joint_pvalue(counts) > 1e-3
+
+
+def test_keeping_p_for_later_siblings_would_be_caught():
+    """Guards the test: verifying the second sibling against the original p (not p with the
+    first sibling removed) is biased, and the same statistic rejects it."""
+    def make(r):
+        tokens, parents, probs = sampled_tree(r, 3, 0)
+        return tokens, parents, [P1] * len(tokens)
+    counts = two_token_counts(make, np.random.default_rng(2))
+    assert joint_pvalue(counts) < 1e-6
+
+
+def test_greedy_follows_the_argmax_through_any_branch():
+    # root predicts 2; node 1 (token 2) predicts 3; node 3 (token 3) predicts 0
+    tokens, parents = [1, 2, 0, 3], [-1, -1, 0, 1]
+    logits = np.zeros((5, V), dtype=np.float32)
+    for row, best in [(0, 2), (1, 1), (2, 3), (3, 1), (4, 0)]:
+        logits[row, best] = 5.0
+    rng = np.random.default_rng(0)
+    assert verify_tree(tokens, parents, None, logits, SamplingParams(), rng) == ([1, 3], 0)
+    logits[0] = 0
+    logits[0, 0] = 5.0  # the root now predicts a token no child has
+    assert verify_tree(tokens, parents, None, logits, SamplingParams(), rng) == ([], 0)
+
+
+def test_tree_shape_helpers():
+    assert children_of([-1, 0, -1, 1]) == [[0, 2], [1], [3], [], []]
+    assert main_path_length([-1, 0, -1, 1]) == 2
+    assert main_path_length([-1, 0, 1]) == 3
+    assert main_path_length([]) == 0
+    with pytest.raises(ValueError):
+        children_of([-1, 2, 0])
