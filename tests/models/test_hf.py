@@ -14,6 +14,7 @@ import torch
 
 from anyspec.errors import AnyspecError
 from anyspec.models.hf import HFModel, _model_dir
+from anyspec.proposers import make_proposer
 
 pytestmark = pytest.mark.slow
 
@@ -162,8 +163,11 @@ def test_a_tree_without_tokens_or_on_llamacpp_is_handled(gemma):
     ids = _prompt_ids(gemma)
     np.testing.assert_allclose(gemma.tree_logits(ids, [], []), gemma.logits(ids, 1), atol=ATOL)
     llama = load_model("gemma-3-270m", "llamacpp")
+    assert gemma.supports_trees and not llama.supports_trees
     with pytest.raises(AnyspecError, match="--target-backend hf"):
         llama.tree_logits(ids, [5, 6], [-1, -1])
+    with pytest.raises(AnyspecError, match="--target-backend hf"):  # before any round
+        make_proposer("tli", llama, gemma, tree_budget=8)
 
 
 @pytest.mark.parametrize("text", TEXTS)

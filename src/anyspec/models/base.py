@@ -126,8 +126,15 @@ class LanguageModel(ABC):
         sits at position start + its depth - 1. parents[i]: the entry i hangs from (-1: the
         cache). Cache entries follow the order of `ids`. Backends that can mask attention
         override this."""
-        raise AnyspecError(f"the {self.backend} backend cannot verify a token tree in one pass; "
-                           "run the target with --target-backend hf, or leave out --tree")
+        raise AnyspecError(self.no_trees_message())
+
+    @property
+    def supports_trees(self) -> bool:
+        return type(self)._forward_tree is not LanguageModel._forward_tree
+
+    def no_trees_message(self) -> str:
+        return (f"the {self.backend} backend cannot verify a token tree in one pass; run the "
+                "target with --target-backend hf, or leave out --tree")
 
     # --- the interface the engine uses ---------------------------------------------------
     def logits(self, ids: Sequence[int], n_last: int = 1) -> np.ndarray:

@@ -139,6 +139,8 @@ def make_proposer(method: str, target, draft=None, stop_below: float | None = No
         raise AnyspecError(f"method {method} needs a draft model (--draft)")
     if method == "ar":
         return NoProposer()
+    if tree_budget is not None and not target.supports_trees:
+        raise AnyspecError(target.no_trees_message())
     if method == "sd":
         from .draft_chain import DraftChainProposer
 

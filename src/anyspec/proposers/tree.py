@@ -78,6 +78,10 @@ class AcceptanceModel:
         bins = np.searchsorted(self.EDGES, big, side="right")
         return float((big * rates[bins]).sum() + max(0.0, 1.0 - float(big.sum())) * rates[0])
 
+    def first_child_rate(self) -> float:
+        """The rate of a first child before the draft has run on its parent."""
+        return float(self.accepted[0].sum() / self.tried[0].sum())
+
     def observe(self, rank: int, p: float, accepted: bool) -> None:
         cell = self._cell(rank, p)
         self.tried[cell] += 1
@@ -121,10 +125,28 @@ class RoundCosts:
         return cls(plain, draft_pass, max(wide - plain, 0.0) / 15)
 
 
+class DraftProbability:
+    """DySpec's own estimate, kept for comparison (benchmarks/tree_sizes.py): a child is
+    accepted with its draft probability R[y], slots are taken by the probability of reaching
+    them, and nothing is learnt."""
+
+    def rate(self, rank: int, p: float) -> float:
+        return p
+
+    def expected_rate(self, rank: int, r: np.ndarray) -> float:
+        return 1.0
+
+    def first_child_rate(self) -> float:
+        return 1.0
+
+    def learn(self, tree: DraftTree, tokens: Sequence[int], committed: Sequence[int]) -> None:
+        pass
+
+
 def grow_tree(draft: LanguageModel, context: Sequence[int], budget: int, max_depth: int,
               params: SamplingParams, rng: np.random.Generator,
               banned: np.ndarray | None = None,
-              acceptance: AcceptanceModel | None = None,
+              acceptance: AcceptanceModel | DraftProbability | None = None,
               costs: RoundCosts | None = None) -> DraftTree:
     """Up to `budget` draft tokens after `context` (draft ids), no deeper than max_depth,
     in depth-first order with each node's children in the order they were drawn: the first
@@ -168,7 +190,7 @@ def grow_tree(draft: LanguageModel, context: Sequence[int], budget: int, max_dep
         until it is popped."""
         nonlocal order
         order += 1
-        value = reach * float(acceptance.accepted[0].sum() / acceptance.tried[0].sum())
+        value = reach * acceptance.first_child_rate()
         heapq.heappush(heap, (-value / (per_token + per_pass), order, node, None, 1, reach))
 
     root = distribution(-1)
@@ -251,7 +273,7 @@ class TreeDrafting:
         self.by_cost = budget == "auto"
         self.budget = self.AUTO_LIMIT if self.by_cost else int(budget)
         self.target = target
-        self.acceptance = AcceptanceModel()
+        self.acceptance: AcceptanceModel | DraftProbability = AcceptanceModel()
         self._last: tuple[DraftTree, list[int], int] | None = None  # tree, its target ids, at
 
     def reset(self) -> None:
