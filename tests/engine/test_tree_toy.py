@@ -124,3 +124,34 @@ def test_costs_size_the_tree():
     assert passes == 1 and max(depths(shallow.parents)) == 1 and len(shallow.tokens) >= 1
     nothing, _ = grown(RoundCosts(plain=1.0, draft_pass=0.0, per_token=5.0))
     assert nothing.tokens == []
+
+
+def test_a_wide_tree_runs_up_to_the_end_of_the_context():
+    """Positions go by depth: a 12-token tree 3 deep fits where 12 chained tokens would not."""
+    tok = ToyTokenizer(PIECES)
+    ar = SpeculativeGenerator(ToyModel(tok, seed=3, n_ctx=20)).generate([1, 2, 3], 100)
+    target, draft = ToyModel(tok, seed=3, n_ctx=20), ToyModel(tok, seed=4, n_ctx=20)
+    gen = SpeculativeGenerator(target, DraftChainProposer(draft, target, tree_budget=12), 3)
+    out = gen.generate([1, 2, 3], 100)
+    assert out.finish_reason == ar.finish_reason == "context"
+    assert out.token_ids == ar.token_ids
+
+
+def test_dyspec_draft_probability_values_keep_the_law_too():
+    """DySpec's own value estimate (kept for comparison) grows other shapes, the same law."""
+    from anyspec.proposers.tree import DraftProbability
+
+    tok = ToyTokenizer(PIECES)
+    target, draft = ToyModel(tok, seed=1), ToyModel(tok, seed=2)
+    proposer = DraftChainProposer(draft, target, tree_budget=6)
+    proposer.tree.acceptance = DraftProbability()
+    gen = SpeculativeGenerator(target, proposer, draft_length=2)
+    params = SamplingParams(1.0)
+    law = exact_sequence_law(target, [0, 1], 3, params)
+    rng = np.random.default_rng(4)
+    counts = dict.fromkeys(law, 0)
+    n_runs = 12_000
+    for _ in range(n_runs):
+        out = gen.generate([0, 1], 3, SamplingParams(1.0, seed=int(rng.integers(2**63))))
+        counts[tuple(out.token_ids)] += 1
+    assert law_pvalue(counts, law, n_runs) > 1e-3

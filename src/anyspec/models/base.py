@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import AnyspecError, ContextOverflowError
-from ..verify.tree import main_path_length
+from ..verify.tree import depths, main_path_length
 
 
 class Tokenizer(ABC):
@@ -174,9 +174,10 @@ class LanguageModel(ABC):
         """
         if not isinstance(committed, list):
             committed = list(committed)
-        if len(committed) + len(tokens) > self.n_ctx:
+        deepest = len(committed) + max(depths(parents), default=0)  # positions go by depth
+        if deepest > self.n_ctx:
             raise ContextOverflowError(
-                f"{self.name}: {len(committed) + len(tokens)} tokens do not fit in its context "
+                f"{self.name}: a tree reaching position {deepest} does not fit in its context "
                 f"of {self.n_ctx}; shorten the prompt or lower max_new_tokens")
         keep = min(common_prefix_length(self.cached, committed), len(committed) - 1)
         self.rollback(keep)
