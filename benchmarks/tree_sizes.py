@@ -1,7 +1,7 @@
 """`tli` with chains and with token trees of several sizes, on the same prompts and seeds.
 
     python benchmarks/tree_sizes.py [--temperature 1] [--depth 8] [--sizes chain,16,32]
-                                    [--values learnt|draft] [--per-category 1] [--seeds 2]
+                                    [--values learnt|draft] [--per-category 1] [--seeds 1]
 
 Transformers Gemma 3 target, llama.cpp SmolLM2 draft (trees need the transformers target).
 For each size: MAT, tokens/s after prefill, and per round the draft's passes, the target's
@@ -30,14 +30,15 @@ def main() -> None:
     ap.add_argument("--sizes", default="chain,16,32", help="chain, auto or numbers of tokens")
     ap.add_argument("--values", choices=["learnt", "draft"], default="learnt")
     ap.add_argument("--per-category", type=int, default=1, help="questions per category")
-    ap.add_argument("--categories", default="writing,reasoning,coding,translation,qa,rag")
-    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--categories", default=None, help="comma-separated (default: all 13)")
+    ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     args = ap.parse_args()
 
     target = load_model("gemma-3-270m", "hf")
     draft = load_model("smollm2-135m-instruct", "llamacpp", draft=True)
-    questions = select_questions(read_questions(), args.categories.split(","), args.per_category)
+    categories = args.categories.split(",") if args.categories else None
+    questions = select_questions(read_questions(), categories, args.per_category)
     print(f"{len(questions)} questions x {args.seeds} seeds, temperature {args.temperature}, "
           f"depth {args.depth}, tree values: {args.values}")
     print("| size | MAT | tok/s after prefill | draft passes / ms per round | "
