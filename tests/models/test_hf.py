@@ -134,22 +134,25 @@ def _paths(tokens, parents):
     return paths
 
 
-@pytest.mark.parametrize("prefix", [40, 600])  # 600: past the 512-position sliding window
-def test_tree_rows_equal_each_branch_scored_alone(gemma, prefix):
+@pytest.mark.parametrize("name, prefix", [("gemma", 40), ("gemma", 600), ("smollm", 40)])
+def test_tree_rows_equal_each_branch_scored_alone(request, name, prefix):
     """One pass over a tree (ancestor-only mask, positions by depth) gives, for every node,
-    the logits of its branch scored as a chain; the cache keeps the leading chain only."""
-    gemma.reset()
-    ids = gemma.tokenizer.encode(Path(__file__).read_text() * 4)[:prefix]
+    the logits of its branch scored as a chain; the cache keeps the leading chain only.
+    Gemma: a mask per layer type, 600 is past its 512-position sliding window; SmolLM2
+    (Llama, no layer types): one mask."""
+    model = request.getfixturevalue(name)
+    model.reset()
+    ids = model.tokenizer.encode(Path(__file__).read_text() * 4)[:prefix]
     tokens = [ids[5], ids[6], ids[7], ids[9], ids[6], ids[11], ids[12]]
     parents = [-1, 0, 1, -1, 3, 0, 5]  # a chain of three, then two more branches
-    gemma.logits(ids[:prefix - 3], 1)  # the tree pass starts with two uncached ids
-    tree = gemma.tree_logits(ids, tokens, parents)
-    assert gemma.cached == ids + tokens[:3]
-    before = gemma.counter.tokens
-    kept = gemma.logits(ids + tokens[:3], 1)  # reuses the kept chain: one new position
-    assert gemma.counter.tokens - before == 1
-    gemma.reset()
-    rows = [gemma.logits(ids, 1)[0]] + [gemma.logits(ids + path, 1)[0]
+    model.logits(ids[:prefix - 3], 1)  # the tree pass starts with two uncached ids
+    tree = model.tree_logits(ids, tokens, parents)
+    assert model.cached == ids + tokens[:3]
+    before = model.counter.tokens
+    kept = model.logits(ids + tokens[:3], 1)  # reuses the kept chain: one new position
+    assert model.counter.tokens - before == 1
+    model.reset()
+    rows = [model.logits(ids, 1)[0]] + [model.logits(ids + path, 1)[0]
                                         for path in _paths(tokens, parents)]
     np.testing.assert_allclose(np.stack(rows), tree, rtol=0, atol=5e-4)
     assert (np.stack(rows).argmax(1) == tree.argmax(1)).all()
@@ -221,3 +224,13 @@ def test_cuda_without_a_gpu_is_a_clear_error():
         return
     with pytest.raises(AnyspecError, match="CUDA"):
         HFModel(_smollm_path(), device="cuda")
+
+
+def test_attention_a_tree_mask_cannot_reproduce_is_refused(smollm, monkeypatch):
+    config = smollm._model.config
+    monkeypatch.setattr(config, "sliding_window", 64, raising=False)  # a window, no layer types
+    assert not smollm.supports_trees
+    with pytest.raises(AnyspecError, match="not one anyspec can mask"):
+        make_proposer("sd", smollm, smollm, tree_budget=4)
+    monkeypatch.setattr(config, "layer_types", ["chunked_attention"] * 30, raising=False)
+    assert not smollm.supports_trees

@@ -170,12 +170,33 @@ class HFModel(LanguageModel):
                 raise
             return out.logits[0, -n_logits:].float().cpu().numpy()
 
+    @property
+    def supports_trees(self) -> bool:
+        """The tree mask reproduces full and sliding-window attention as the config declares
+        them (`layer_types`); another kind of layer (chunked attention, ...), or a sliding
+        window not tied to layer types, would verify against a different distribution."""
+        config = self._model.config
+        kinds = getattr(config, "layer_types", None)
+        if kinds is None:
+            return not getattr(config, "sliding_window", None)
+        return set(kinds) <= {"full_attention", "sliding_attention"}
+
+    def no_trees_message(self) -> str:
+        if type(self)._forward_tree is HFModel._forward_tree and not self.supports_trees:
+            return (f"{self.name}'s attention (layer types "
+                    f"{sorted(set(getattr(self._model.config, 'layer_types', None) or []))}, "
+                    "sliding window) is not one anyspec can mask for a token tree; leave out "
+                    "--tree")
+        return super().no_trees_message()
+
     def _forward_tree(self, ids: Sequence[int], start: int, parents: Sequence[int],
                       n_logits: int) -> np.ndarray:
         """One pass with an ancestors-only attention mask and positions by depth, given as
         an additive float mask (boolean masks are wrong under eager attention), one per
         layer type so that sliding-window layers keep their window."""
         torch = self._torch
+        if not self.supports_trees:
+            raise AnyspecError(self.no_trees_message())
         if self._cache.get_seq_length() != start:
             raise RuntimeError(f"cache holds {self._cache.get_seq_length()} positions, "
                                f"forward asked to start at {start}")
