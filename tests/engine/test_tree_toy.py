@@ -105,8 +105,9 @@ def test_tree_only_for_methods_whose_draft_tokens_are_target_tokens():
 
 
 def test_costs_size_the_tree():
-    """Sized by cost: expensive draft passes keep a tree to the root's alternatives; cheap
-    ones let it grow to the budget; a token costing more than a round's worth stops it."""
+    """Sized by cost: cheap passes and tokens let a tree grow to the budget; a dear draft pass
+    keeps it to the root's alternatives; a dearer one, or dear tokens, leave plain decoding,
+    without even the root's draft pass."""
     from anyspec.proposers.tree import RoundCosts
 
     tok = ToyTokenizer(PIECES)
@@ -120,10 +121,12 @@ def test_costs_size_the_tree():
 
     free, _ = grown(RoundCosts(plain=1.0, draft_pass=0.0, per_token=1e-4))
     assert len(free.tokens) == 30
-    shallow, passes = grown(RoundCosts(plain=1.0, draft_pass=10.0, per_token=1e-3))
-    assert passes == 1 and max(depths(shallow.parents)) == 1 and len(shallow.tokens) >= 1
-    nothing, _ = grown(RoundCosts(plain=1.0, draft_pass=0.0, per_token=5.0))
-    assert nothing.tokens == []
+    shallow, passes = grown(RoundCosts(plain=1.0, draft_pass=0.2, per_token=1e-3))
+    assert passes == 1 and max(depths(shallow.parents)) == 1 and len(shallow.tokens) >= 2
+    for costs in (RoundCosts(plain=1.0, draft_pass=10.0, per_token=1e-3),
+                  RoundCosts(plain=1.0, draft_pass=0.0, per_token=5.0)):
+        nothing, passes = grown(costs)
+        assert nothing.tokens == [] and passes == 0
 
 
 def test_a_wide_tree_runs_up_to_the_end_of_the_context():

@@ -78,8 +78,10 @@ class ForwardCosts:
     def __init__(self, smoothing: float = 0.2) -> None:
         self.smoothing = smoothing
         self.seconds: dict[int, float] = {}
+        self.counts: dict[int, int] = {}  # passes measured at each size
 
     def record(self, n_tokens: int, seconds: float) -> None:
+        self.counts[n_tokens] = self.counts.get(n_tokens, 0) + 1
         old = self.seconds.get(n_tokens)
         self.seconds[n_tokens] = seconds if old is None else old + self.smoothing * (seconds - old)
 

@@ -114,15 +114,20 @@ class RoundCosts:
     plain: float
     draft_pass: float
     per_token: float
+    MIN_PASSES = 3
 
     @classmethod
     def measured(cls, draft: LanguageModel, target: LanguageModel) -> "RoundCosts | None":
-        plain, wide = target.costs.estimate(1), target.costs.estimate(16)
-        draft_pass = draft.costs.estimate(1)
-        if plain is None or wide is None or draft_pass is None or \
-                len(target.costs.seconds) < 2:  # a slope needs two measured sizes
+        # sizes measured a few times: a prompt's prefill is a size measured once (and cold)
+        def seen(costs, n: int) -> bool:
+            return costs.counts.get(n, 0) >= cls.MIN_PASSES
+
+        sizes = [n for n in target.costs.seconds if 2 <= n and seen(target.costs, n)]
+        if not (seen(target.costs, 1) and seen(draft.costs, 1) and sizes):
             return None
-        return cls(plain, draft_pass, max(wide - plain, 0.0) / 15)
+        plain, draft_pass, n = target.costs.seconds[1], draft.costs.seconds[1], max(sizes)
+        slope = (target.costs.seconds[n] - plain) / (n - 1)
+        return cls(plain, draft_pass, max(slope, 1e-3 * plain))  # never free: noise can be < 0
 
 
 class DraftProbability:
@@ -166,7 +171,7 @@ def grow_tree(draft: LanguageModel, context: Sequence[int], budget: int, max_dep
     order = 0  # ties in value go to the older slot
     per_token = costs.per_token if costs else 1.0
     per_pass = costs.draft_pass if costs else 0.0
-    expected, seconds = 1.0, (costs.plain + per_pass) if costs else 0.0  # the round so far
+    expected, seconds = 1.0, costs.plain if costs else 0.0  # the round so far: plain decoding
 
     def distribution(node: int) -> np.ndarray | None:
         row = draft.logits(context + tree.path(node), n_last=1)[0]
@@ -193,15 +198,14 @@ def grow_tree(draft: LanguageModel, context: Sequence[int], budget: int, max_dep
         value = reach * acceptance.first_child_rate()
         heapq.heappush(heap, (-value / (per_token + per_pass), order, node, None, 1, reach))
 
-    root = distribution(-1)
-    if root is not None:
-        push_child_slot(-1, root, 1, 1.0)
+    push_first_child_later(-1, 1.0)  # the root: no draft pass unless one pays
     while heap and len(tree.tokens) < budget:
         neg_ratio, _, parent, r, rank, reach = heapq.heappop(heap)
         if costs and -neg_ratio * seconds <= expected:  # nothing left raises tokens per second
             break
         if r is None:  # the draft runs on `parent` now; the slot goes back with its real value
-            if depth[parent] >= max_depth or tree.tokens[parent] in draft.tokenizer.eos_ids:
+            if parent >= 0 and (depth[parent] >= max_depth
+                                or tree.tokens[parent] in draft.tokenizer.eos_ids):
                 continue
             seconds += per_pass
             r = distribution(parent)
@@ -289,8 +293,12 @@ class TreeDrafting:
         if self._last is not None:
             tree, tokens, at = self._last
             self.acceptance.learn(tree, tokens, committed[at:])
-        costs = RoundCosts.measured(draft, self.target) if self.by_cost else None
-        tree = grow_tree(draft, context, self.budget, max_depth, params, rng, banned,
+        budget, costs = self.budget, None
+        if self.by_cost:
+            costs = RoundCosts.measured(draft, self.target)
+            if costs is None:  # not measured yet: a chain's worth, to measure, not AUTO_LIMIT
+                budget = max_depth
+        tree = grow_tree(draft, context, budget, max_depth, params, rng, banned,
                          self.acceptance, costs)
         tokens = tree.tokens if to_target is None else [int(to_target[t]) for t in tree.tokens]
         self._last = (tree, tokens, len(committed))
