@@ -45,22 +45,26 @@ def law_pvalue(counts, law, n_runs):
     return chisquare(observed, expected).pvalue
 
 
+def three_token_law_pvalue(gen, params, seed, n_runs=12_000):
+    """Generate 3 tokens after [0, 1] n_runs times (seeds drawn from `seed`); the p-value of
+    the sequence counts against the target's exact law."""
+    law = exact_sequence_law(gen.target, [0, 1], 3, params)
+    rng = np.random.default_rng(seed)
+    counts = dict.fromkeys(law, 0)
+    for _ in range(n_runs):
+        out = gen.generate([0, 1], 3, SamplingParams(params.temperature, params.top_k,
+                                                     seed=int(rng.integers(2**63))))
+        counts[tuple(out.token_ids)] += 1
+    return law_pvalue(counts, law, n_runs)
+
+
 @pytest.mark.parametrize("params", [SamplingParams(1.0), SamplingParams(0.7, top_k=3)])
 @pytest.mark.parametrize("k", [1, 3])
 def test_sd_keeps_the_target_law_over_three_tokens(params, k):
     tok = ToyTokenizer(PIECES)
     target, draft = ToyModel(tok, seed=1), ToyModel(tok, seed=2)  # a different, imperfect draft
     gen = SpeculativeGenerator(target, DraftChainProposer(draft, target), draft_length=k)
-    prompt = [0, 1]
-    law = exact_sequence_law(target, prompt, 3, params)
-    rng = np.random.default_rng(7)
-    counts = dict.fromkeys(law, 0)
-    n_runs = 12_000
-    for _ in range(n_runs):
-        out = gen.generate(prompt, 3, SamplingParams(params.temperature, params.top_k,
-                                                     seed=int(rng.integers(2**63))))
-        counts[tuple(out.token_ids)] += 1
-    assert law_pvalue(counts, law, n_runs) > 1e-3
+    assert three_token_law_pvalue(gen, params, seed=7) > 1e-3
 
 
 def test_a_biased_draft_rule_is_caught():

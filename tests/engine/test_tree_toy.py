@@ -12,7 +12,7 @@ from anyspec.proposers.tree import DraftTree, confirmed_branch, grow_tree
 from anyspec.sampling import SamplingParams
 from anyspec.verify.tree import depths
 from synthetic import ToyModel, ToyTokenizer
-from test_engine_toy import exact_sequence_law, law_pvalue
+from test_engine_toy import three_token_law_pvalue
 
 PIECES = ["a", "b", "c", "d", "e"]
 
@@ -24,16 +24,7 @@ def test_tree_keeps_the_target_law_over_three_tokens(params, budget, depth):
     target, draft = ToyModel(tok, seed=1), ToyModel(tok, seed=2)
     gen = SpeculativeGenerator(target, DraftChainProposer(draft, target, tree_budget=budget),
                                draft_length=depth)
-    prompt = [0, 1]
-    law = exact_sequence_law(target, prompt, 3, params)
-    rng = np.random.default_rng(budget)
-    counts = dict.fromkeys(law, 0)
-    n_runs = 12_000
-    for _ in range(n_runs):
-        out = gen.generate(prompt, 3, SamplingParams(params.temperature, params.top_k,
-                                                     seed=int(rng.integers(2**63))))
-        counts[tuple(out.token_ids)] += 1
-    assert law_pvalue(counts, law, n_runs) > 1e-3
+    assert three_token_law_pvalue(gen, params, seed=budget) > 1e-3
 
 
 @pytest.mark.parametrize("budget, depth", [(1, 1), (4, 2), (10, 4), (16, "auto")])
@@ -149,12 +140,4 @@ def test_dyspec_draft_probability_values_keep_the_law_too():
     proposer = DraftChainProposer(draft, target, tree_budget=6)
     proposer.tree.acceptance = DraftProbability()
     gen = SpeculativeGenerator(target, proposer, draft_length=2)
-    params = SamplingParams(1.0)
-    law = exact_sequence_law(target, [0, 1], 3, params)
-    rng = np.random.default_rng(4)
-    counts = dict.fromkeys(law, 0)
-    n_runs = 12_000
-    for _ in range(n_runs):
-        out = gen.generate([0, 1], 3, SamplingParams(1.0, seed=int(rng.integers(2**63))))
-        counts[tuple(out.token_ids)] += 1
-    assert law_pvalue(counts, law, n_runs) > 1e-3
+    assert three_token_law_pvalue(gen, SamplingParams(1.0), seed=4) > 1e-3
