@@ -1,17 +1,20 @@
 """Growing a draft token tree at run time (DySpec, arXiv 2410.11744; algorithms.md section 6).
 
 A max-heap holds slots for new children, each valued by an estimate of the probability that
-the target's walk reaches it; growing the tree greedily by that value maximises the expected
-number of accepted tokens. Popping a slot adds its child y, drawn from the parent's residual
-distribution R (siblings without replacement), and pushes two slots: y's first child and y's
-next sibling. The draft runs on a node only when its first-child slot is popped, so leaves
-cost no draft pass. Stops at `budget` nodes.
+the target's walk accepts a child there; growing the tree greedily by that value maximises the
+expected number of accepted tokens. Popping a slot adds its child y, drawn from the parent's
+residual distribution R (siblings without replacement), and pushes two slots: y's first child
+and y's next sibling. The draft runs on a node (the root included) only when its first-child
+slot is popped, so leaves cost no draft pass. A slot is valued before its child is drawn:
+letting the drawn token decide whether it joins the tree would bias verification. Stops at
+`budget` nodes, or, given measured costs, when no slot raises the expected tokens per second.
 
 DySpec values a child by the draft's own probability R[y] along the path. With a draft much
 weaker than the target that overrates siblings (a flat R leaves 1 - R[y] high): on Gemma 3 /
-SmolLM2 at temperature 1 it grew 16 alternatives for the first token and lost depth. So the
-value here is the acceptance `AcceptanceModel` predicts from R[y] and the child's rank among
-its siblings, learnt from the rounds so far: still R-driven, but calibrated on this pair.
+SmolLM2 at temperature 1 its trees were flat and accepted less than a chain (MAT 1.87 against
+2.27). So the value here is the acceptance `AcceptanceModel` predicts from R[y] and the
+child's rank among its siblings, learnt from the rounds so far: still R-driven, but
+calibrated on the pair (2.46 on the same questions; docs/performance.md).
 
 Sampling: y ~ R, and R is what verification needs (verify/tree.py). Greedy: y = argmax R, R
 being the draft's softmax (a value estimate only; the target checks point masses).
