@@ -103,16 +103,19 @@ def parse_tree_budget(value: str | int | None) -> int | str | None:
     return budget
 
 
-def check_tree_budget(tree_budget: int | str | None, method: str | None = None) -> None:
+def check_tree_budget(tree_budget: int | str | None,
+                      method: str | None = None) -> int | str | None:
+    """The parsed budget, after checking that `method` (None: any) can draft trees."""
     from ..errors import AnyspecError
 
     if tree_budget is None:
-        return
-    parse_tree_budget(tree_budget)
+        return None
+    budget = parse_tree_budget(tree_budget)
     if method is not None and method not in TREE_METHODS:
         raise AnyspecError(
             f"--tree works with {' and '.join(TREE_METHODS)}, whose draft tokens are target "
             f"tokens; {method} re-tokenizes the draft's text, and drafts chains only")
+    return budget
 
 
 def make_proposer(method: str, target, draft=None, stop_below: float | None = None,
@@ -133,8 +136,7 @@ def make_proposer(method: str, target, draft=None, stop_below: float | None = No
     if draft_window is not None and method == "sd":
         raise AnyspecError("a draft window applies to the cross-vocabulary methods "
                            f"({', '.join(CROSS_VOCABULARY)}); sd's draft reads the target's ids")
-    check_tree_budget(tree_budget, method)
-    tree_budget = parse_tree_budget(tree_budget)
+    tree_budget = check_tree_budget(tree_budget, method)
     if METHODS[method][0] and draft is None:
         raise AnyspecError(f"method {method} needs a draft model (--draft)")
     if method == "ar":

@@ -70,7 +70,7 @@ class IntersectionProposer:
                       rng: np.random.Generator) -> Proposal:
         tree, tokens = self.tree.grow(self.draft, self.side.text.ids, committed, depth, params,
                                       rng, self.banned, self.to_target)
-        self.side.last_tree = tree
+        self.side.last_drafted = tree
         if params.greedy:
             return Proposal(tokens, parents=tree.parents)
         return Proposal(tokens, _OnTargetRows(tree.probs, self._on_target), tree.parents)

@@ -33,8 +33,7 @@ class DraftSide:
         self.window = window  # draft tokens of a prompt the draft reads, from its end
         self.target_tokenizer = target.tokenizer
         self.text: DraftText | None = None
-        self.last_drafted: list[int] = []
-        self.last_tree: DraftTree | None = None  # a tree drafted instead of a chain
+        self.last_drafted: list[int] | DraftTree = []  # last round's chain, or its tree
         # a draft's end token has no text to re-tokenize (and an instruct draft ends early on
         # plain text): draft text only, and let the target decide where to stop
         self.banned = np.array(sorted(draft.tokenizer.eos_ids), dtype=np.int64)
@@ -49,7 +48,6 @@ class DraftSide:
         self.text = DraftText(self.draft.tokenizer, bytes(self.committed_text),
                               words=self.words, window=self.window)
         self.last_drafted = []
-        self.last_tree = None
         ids = self.text.ids
         if warm and 1 < len(ids) <= self.draft.n_ctx:
             self.draft.logits(ids[:-1], n_last=1)
@@ -61,11 +59,11 @@ class DraftSide:
         self.committed_text += self.target_tokenizer.decode_bytes(committed[self.n_committed:])
         self.n_committed = len(committed)
         drafted = self.last_drafted
-        if self.last_tree is not None:  # the branch the committed text took, if any
-            drafted = confirmed_branch(self.last_tree, self.text.table, self.committed_text,
+        if isinstance(drafted, DraftTree):  # the branch the committed text took, if any
+            drafted = confirmed_branch(drafted, self.text.table, self.committed_text,
                                        self.text.covered)
         self.text.sync(self.committed_text, drafted)
-        self.last_drafted, self.last_tree = [], None
+        self.last_drafted = []
         return bytes(self.text.pending(self.committed_text))
 
 

@@ -17,26 +17,36 @@ import numpy as np
 from ..sampling import SamplingParams, sample, target_probs
 
 
-def accept_or_resample(
-    token: int, q: np.ndarray, p: np.ndarray | None, rng: np.random.Generator
-) -> int | None:
-    """None if `token` is accepted, else the replacement token drawn from the residual.
+def accepts(token: int, q: np.ndarray, p: np.ndarray | None, rng: np.random.Generator) -> bool:
+    """The standard test: accept `token` with probability min(1, q(token) / p(token)).
 
     q: target distribution at this position. p: the draft distribution `token` was drawn from
     (same index space as q), or None for a point mass on `token`.
     """
     p_t = 1.0 if p is None else float(p[token])
-    q_t = float(q[token])
-    if p_t > 0 and rng.random() * p_t < q_t:  # u < q/p without dividing by a tiny p
-        return None
+    return p_t > 0 and rng.random() * p_t < q[token]  # u < q/p without dividing by a tiny p
+
+
+def residual(token: int, q: np.ndarray, p: np.ndarray | None) -> np.ndarray:
+    """What is left of q once `token` (drawn from p; None: a point mass) is rejected,
+    unnormalised: max(0, q - p), which for a point mass is q without `token`."""
     if p is None:
-        residual = q.copy()
-        residual[token] = 0.0
+        left = q.copy()
+        left[token] = 0.0
     else:
-        residual = np.maximum(q - p, 0.0)
-    if residual.sum() <= 0:  # q == p: rejection had probability 0; kept for float safety
-        residual = q
-    return sample(residual, rng)
+        left = np.maximum(q - p, 0.0)
+    if left.sum() <= 0:  # q == p: rejection had probability 0; kept for float safety
+        return q
+    return left
+
+
+def accept_or_resample(
+    token: int, q: np.ndarray, p: np.ndarray | None, rng: np.random.Generator
+) -> int | None:
+    """None if `token` is accepted, else the replacement token drawn from the residual."""
+    if accepts(token, q, p, rng):
+        return None
+    return sample(residual(token, q, p), rng)
 
 
 def verify_chain(

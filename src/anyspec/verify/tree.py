@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..sampling import SamplingParams, sample, target_probs
+from .chain import accepts, residual
 
 
 def children_of(parents: Sequence[int]) -> list[list[int]]:
@@ -62,20 +63,12 @@ def verify_tree(
         q = q_of(target_logits[row])
         accepted = None
         for c in children[row]:
-            t = tokens[c]
             p = None if draft_probs is None else draft_probs[c]
-            p_t = 1.0 if p is None else float(p[t])
-            if p_t > 0 and rng.random() * p_t < q[t]:  # u < q/p without dividing by a tiny p
+            if accepts(tokens[c], q, p, rng):
                 accepted = c
                 break
-            if p is None:
-                residual = q.copy()
-                residual[t] = 0.0
-            else:
-                residual = np.maximum(q - p, 0.0)
-            total = residual.sum(dtype=np.float64)
-            if total > 0:  # 0 only when rejection had probability 0 (float safety)
-                q = residual / np.float32(total)
+            left = residual(tokens[c], q, p)  # the next sibling is tried against this
+            q = left / np.float32(left.sum(dtype=np.float64))
         if accepted is None:
             return path, sample(q, rng)
         path.append(accepted)
