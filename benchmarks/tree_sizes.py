@@ -1,7 +1,8 @@
-"""`tli` with chains and with token trees of several sizes, on the same prompts and seeds.
+"""A method with chains and with token trees of several sizes, on the same prompts and seeds.
 
-    python benchmarks/tree_sizes.py [--temperature 1] [--depth 8] [--sizes chain,16,32]
-                                    [--values learnt|draft] [--per-category 1] [--seeds 1]
+    python benchmarks/tree_sizes.py [--method tli] [--temperature 1] [--depth 8]
+                                    [--sizes chain,16,32] [--values learnt|draft]
+                                    [--per-category 1] [--seeds 1]
 
 Transformers Gemma 3 target, llama.cpp SmolLM2 draft (trees need the transformers target).
 For each size: MAT, tokens/s after prefill, and per round the draft's passes, the target's
@@ -25,6 +26,7 @@ from anyspec.sampling import SamplingParams
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--method", default="tli", help="sd needs one vocabulary: not this pair")
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--depth", type=int, default=8, help="draft length: a chain's, a tree's depth")
     ap.add_argument("--sizes", default="chain,16,32", help="chain, auto or numbers of tokens")
@@ -39,14 +41,15 @@ def main() -> None:
     draft = load_model("smollm2-135m-instruct", "llamacpp", draft=True)
     categories = args.categories.split(",") if args.categories else None
     questions = select_questions(read_questions(), categories, args.per_category)
-    print(f"{len(questions)} questions x {args.seeds} seeds, temperature {args.temperature}, "
+    print(f"{args.method}, {len(questions)} questions x {args.seeds} seeds, "
+          f"temperature {args.temperature}, "
           f"depth {args.depth}, tree values: {args.values}")
     print("| size | MAT | tok/s after prefill | draft passes / ms per round | "
           "target tokens / ms per round | overhead ms per round |")
     print("|---|---|---|---|---|---|")
     for size in args.sizes.split(","):
         tree = None if size == "chain" else size
-        proposer = make_proposer("tli", target, draft, tree_budget=tree)
+        proposer = make_proposer(args.method, target, draft, tree_budget=tree)
         if tree is not None and args.values == "draft":
             proposer.tree.acceptance = DraftProbability()
         gen = SpeculativeGenerator(target, proposer, args.depth)

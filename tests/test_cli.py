@@ -55,7 +55,7 @@ def test_models_lists_both_embedded_models(capsys):
     (["--target-backend", "llamacpp", "--device", "cuda"], "CPU only"),
     (["--draft-window", "0"], "draft window must be at least 1"),
     (["--tree", "wide"], "--tree must be auto or a number of tokens"),
-    (["--tree", "8", "--method", "slem"], "--tree works with sd and tli"),
+    (["--tree", "8", "--method", "slrs"], "--tree works with sd, tli, slem, tokentiming; slrs"),
     (["--tree", "8", "--method", "tli"], "llamacpp backend cannot verify a token tree.*--target-backend hf"),
 ])
 def test_bad_input_is_a_clear_error(capsys, argv, message):

@@ -80,9 +80,10 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="cross-vocabulary methods: the draft reads only the last N of its tokens "
                         "of a prompt, so a long prompt costs it a bounded prefill (default: all)")
     p.add_argument("--tree", default=None, metavar="N|auto",
-                   help="sd, tli: draft a token tree per round instead of a chain (DySpec: grown "
-                        "where acceptance is likeliest, learnt as it goes; siblings sampled "
-                        "without replacement) and verify it in one target pass. N: N tokens; "
+                   help="sd, tli, slem, tokentiming: draft a token tree per round instead of a "
+                        "chain (DySpec: grown where acceptance is likeliest, learnt as it goes; "
+                        "siblings sampled without replacement; slem and tokentiming re-tokenize "
+                        "each branch) and verify it in one target pass. N: N tokens; "
                         "auto: grown while the measured costs say a token pays. --draft-length "
                         "bounds its depth. Needs --target-backend hf (default: chains)")
     p.add_argument("--n-ctx", type=int, default=None, help="context size in tokens (default: the model's, at most 4096 on llamacpp)")

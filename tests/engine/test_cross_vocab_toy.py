@@ -17,11 +17,16 @@ TARGET_PIECES = ["a", "b", "c", "ab", "ca", " "]
 DRAFT_PIECES = ["a", "b", "c", "bc", "abc", " a", " "]
 
 
-@pytest.mark.parametrize("method", ["slem", "tokentiming", "tli", "slrs"])
-def test_cross_vocabulary_keeps_the_target_law(method):
+@pytest.mark.parametrize("method, tree, sampled", [
+    ("slem", None, False), ("tokentiming", None, False), ("tli", None, False),
+    ("slrs", None, False),
+    # re-tokenized trees: siblings are distinct proxies, verified as point masses
+    ("slem", 6, False), ("tokentiming", 5, True)])
+def test_cross_vocabulary_keeps_the_target_law(method, tree, sampled):
     target = ToyModel(ToyTokenizer(TARGET_PIECES), seed=11, sharpness=1.5)
     draft = ToyModel(ToyTokenizer(DRAFT_PIECES), seed=12, sharpness=1.5)
-    gen = SpeculativeGenerator(target, make_proposer(method, target, draft), 3)
+    proposer = make_proposer(method, target, draft, tree_budget=tree, sampled_drafting=sampled)
+    gen = SpeculativeGenerator(target, proposer, 3)
     params = SamplingParams(1.0)
     prompt = [0, 5]
     law = exact_sequence_law(target, prompt, 3, params)
@@ -36,11 +41,14 @@ def test_cross_vocabulary_keeps_the_target_law(method):
     assert law_pvalue(counts, law, n_runs) > 1e-3
 
 
-@pytest.mark.parametrize("method", ["slem", "tokentiming", "tli", "slrs"])
-def test_cross_vocabulary_greedy_equals_target_alone(method):
+@pytest.mark.parametrize("method, tree", [
+    ("slem", None), ("tokentiming", None), ("tli", None), ("slrs", None),
+    ("slem", 8), ("tokentiming", 3)])
+def test_cross_vocabulary_greedy_equals_target_alone(method, tree):
     target = ToyModel(ToyTokenizer(TARGET_PIECES), seed=21, n_ctx=300)
     draft = ToyModel(ToyTokenizer(DRAFT_PIECES), seed=21, n_ctx=300)
     ar = SpeculativeGenerator(ToyModel(ToyTokenizer(TARGET_PIECES), seed=21, n_ctx=300))
-    gen = SpeculativeGenerator(target, make_proposer(method, target, draft), "auto")
+    proposer = make_proposer(method, target, draft, tree_budget=tree)
+    gen = SpeculativeGenerator(target, proposer, "auto" if tree is None else 4)
     for prompt in ([0], [3, 5, 1], [4, 4]):
         assert gen.generate(prompt, 60).token_ids == ar.generate(prompt, 60).token_ids

@@ -88,11 +88,13 @@ def test_sampled_first_token_follows_the_target(method, gemma_llamacpp, smollm_l
     assert chisquare([counts[t] for t in support], q[support] * n).pvalue > 1e-3
 
 
-@pytest.mark.parametrize("tree", [10, "auto"])
-def test_tli_tree_greedy_equals_target_alone(tree, gemma_hf, smollm_llamacpp):
+@pytest.mark.parametrize("method, tree", [("tli", 10), ("tli", "auto"), ("slem", 10),
+                                          ("tokentiming", "auto")])
+def test_tree_greedy_equals_target_alone(method, tree, gemma_hf, smollm_llamacpp):
     """Token trees (one transformers pass each, ancestor-only mask), grown to 10 tokens or
-    sized by measured costs, keep greedy output token for token."""
-    proposer = make_proposer("tli", gemma_hf, smollm_llamacpp, tree_budget=tree)
+    sized by measured costs, keep greedy output token for token; for slem and tokentiming each
+    branch's text is re-tokenized into a tree of proxies."""
+    proposer = make_proposer(method, gemma_hf, smollm_llamacpp, tree_budget=tree)
     generator = SpeculativeGenerator(gemma_hf, proposer, 4)
     if tree == 10:
         _assert_greedy_equal(gemma_hf, generator)
@@ -105,10 +107,12 @@ def test_tli_tree_greedy_equals_target_alone(tree, gemma_hf, smollm_llamacpp):
     assert drafted > 0
 
 
-def test_tli_tree_sampled_first_token_follows_the_target(gemma_hf, smollm_llamacpp):
+@pytest.mark.parametrize("method", ["tli", "slem"])
+def test_tree_sampled_first_token_follows_the_target(method, gemma_hf, smollm_llamacpp):
     """T=1, top-k 8, a 6-token tree at most 2 deep: the first token is verified against up to
-    six siblings drawn without replacement (multi-branch rejection); over 1200 seeds it must
-    follow the target's q."""
+    six siblings (tli: drawn without replacement, multi-branch rejection; slem: distinct
+    proxies of the greedy draft tree, point masses); over 1200 seeds it must follow the
+    target's q."""
     target = gemma_hf
     params = SamplingParams(1.0, top_k=8)
     prompt = "My favourite thing to do on a Sunday morning is"
@@ -116,18 +120,18 @@ def test_tli_tree_sampled_first_token_follows_the_target(gemma_hf, smollm_llamac
     q = target_probs(target.logits(target.tokenizer.encode(prompt))[-1], params).astype(np.float64)
     q /= q.sum()
     support = np.flatnonzero(q)
-    proposer = make_proposer("tli", target, smollm_llamacpp, tree_budget=6)
+    proposer = make_proposer(method, target, smollm_llamacpp, tree_budget=6)
     gen = SpeculativeGenerator(target, proposer, 2)
     first_rounds = []  # how many first tokens each prompt's first tree offered
-    grow = proposer.tree.grow
+    propose = proposer.propose
 
-    def grow_and_count(*args, **kwargs):
-        tree, tokens = grow(*args, **kwargs)
-        if len(args[2]) == len(prompt_ids):
-            first_rounds.append(tree.parents.count(-1))
-        return tree, tokens
+    def propose_and_count(committed, *args):
+        proposal = propose(committed, *args)
+        if len(committed) == len(prompt_ids):
+            first_rounds.append(proposal.parents.count(-1))
+        return proposal
 
-    proposer.tree.grow = grow_and_count
+    proposer.propose = propose_and_count
     prompt_ids = target.tokenizer.encode(prompt)
     counts = dict.fromkeys(support.tolist(), 0)
     n = 1200

@@ -161,3 +161,39 @@ def test_turn_markers_are_tokens_only_when_asked(smollm_llamacpp, smollm_hf):
         plain = tok.encode(text, add_special=False)
         assert 1 not in plain and 2 not in plain
         assert tok.decode_bytes(plain) == text.encode()
+
+
+def test_a_draft_tree_becomes_a_trie_of_proxies(gemma_llamacpp, smollm_llamacpp):
+    """Each leaf's text, re-tokenized after the committed ids, is one path of the proxy tree;
+    siblings are distinct; the first leaf's proxies lead; a branch that does not finish the
+    pending bytes is left out."""
+    from anyspec.proposers.retokenize import proxy_tree
+    from anyspec.proposers.tree import DraftTree
+    from anyspec.verify.tree import children_of
+
+    d, t = smollm_llamacpp.tokenizer, gemma_llamacpp.tokenizer
+    committed = t.encode("The scaling law", add_special=True)
+    (a,), (b,), (c,) = d.encode(" says"), d.encode(" is"), d.encode(" of")
+    (e,), (f,) = d.encode(" that"), d.encode(" the")
+    # " says that" | " says the" | " is" | " of": leaves 2, 3, 4, 5 in depth-first order
+    tree = DraftTree(tokens=[a, e, f, b, c], parents=[-1, 0, 0, -1, -1])
+    tokens, parents = proxy_tree(tree, d, t, committed, b"", max_depth=4)
+    children = children_of(parents)
+    for kids in children:
+        assert len({tokens[k] for k in kids}) == len(kids)
+    paths = []
+    for node in range(len(tokens)):
+        if not children[node + 1]:
+            path = []
+            while node >= 0:
+                path.insert(0, tokens[node])
+                node = parents[node]
+            paths.append(path)
+    expected = [reencode_continuation(t, committed, text)
+                for text in (b" says that", b" says the", b" is", b" of")]
+    assert paths == expected
+    assert parents[:len(expected[0])] == list(range(-1, len(expected[0]) - 1))  # leading chain
+    # pending: committed bytes the draft's ids do not cover yet; only " is" continues them
+    only = reencode_continuation(t, committed, b"s")
+    chain = list(range(-1, len(only) - 1))
+    assert proxy_tree(tree, d, t, committed, b" i", max_depth=4) == (only, chain)

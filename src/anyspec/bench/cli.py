@@ -77,8 +77,9 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
     m.add_argument("--draft-window", type=int, default=None, metavar="N",
                    help="as in anyspec generate: the draft reads the last N draft tokens of a prompt")
     m.add_argument("--tree", default=None, metavar="N|auto",
-                   help="as in anyspec generate: sd and tli draft trees of N tokens, or sized by "
-                        "cost (the other methods chains); needs --target-backend hf")
+                   help="as in anyspec generate: sd, tli, slem and tokentiming draft trees of N "
+                        "tokens, or sized by cost (the other methods chains); needs "
+                        "--target-backend hf")
     add_sampling_options(p)
     return p
 

@@ -62,7 +62,7 @@ METHODS = {
                    "segmentations of each target token (more draft passes, higher acceptance)"),
 }
 CROSS_VOCABULARY = ("tokentiming", "slem", "tli", "slrs")
-TREE_METHODS = ("sd", "tli")  # draft ids that are target ids: a draft tree is a target tree
+TREE_METHODS = ("sd", "tli", "slem", "tokentiming")  # slrs draws strings: chains only
 
 
 def resolve_method(method: str, target, draft) -> str:
@@ -113,8 +113,7 @@ def check_tree_budget(tree_budget: int | str | None,
     budget = parse_tree_budget(tree_budget)
     if method is not None and method not in TREE_METHODS:
         raise AnyspecError(
-            f"--tree works with {' and '.join(TREE_METHODS)}, whose draft tokens are target "
-            f"tokens; {method} re-tokenizes the draft's text, and drafts chains only")
+            f"--tree works with {', '.join(TREE_METHODS)}; {method} drafts chains only")
     return budget
 
 
@@ -126,7 +125,7 @@ def make_proposer(method: str, target, draft=None, stop_below: float | None = No
 
     draft_window: the draft reads at most this many of its tokens of a prompt, from the end
     (cross-vocabulary methods; None reads it all).
-    tree_budget: draft a DySpec tree per round instead of a chain (sd, tli): this many tokens,
+    tree_budget: draft a DySpec tree per round instead of a chain (TREE_METHODS): this many tokens,
     or "auto": grown while the measured costs say it pays. The draft length bounds its depth."""
     from ..errors import AnyspecError
 
@@ -159,4 +158,5 @@ def make_proposer(method: str, target, draft=None, stop_below: float | None = No
     from .retokenize import RetokenizingProposer
 
     return RetokenizingProposer(draft, target, method, sampled_drafting, stop_below, band,
-                                min_confidence, draft_window=draft_window)
+                                min_confidence, draft_window=draft_window,
+                                tree_budget=tree_budget)

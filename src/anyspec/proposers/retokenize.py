@@ -7,6 +7,10 @@ temperature, algorithms.md section 0).
   carry each draft token's probability to the proxies it links to; propose proxies while the
   carried confidence stays above a threshold, since on this hardware every extra verified
   position costs target time.
+
+With `tree_budget` both draft a token tree instead (proposers/tree.py), and every branch's text
+is re-tokenized and merged into a tree of proxy target tokens (algorithms.md section 7): the
+tree's shape, grown from the draft's probabilities, takes the place of the DTW cut.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ import numpy as np
 from ..align import dtw_align, target_to_draft
 from ..models.base import LanguageModel
 from ..sampling import SamplingParams
+from ..verify.tree import children_of
 from ..vocab import DraftText, per_tokenizer, reencode_continuation, space_words
 from . import Proposal
 from .draft_chain import draft_chain
-from .tree import DraftTree, confirmed_branch
+from .tree import DraftTree, TreeDrafting, confirmed_branch
 
 
 class DraftSide:
@@ -34,6 +39,7 @@ class DraftSide:
         self.target_tokenizer = target.tokenizer
         self.text: DraftText | None = None
         self.last_drafted: list[int] | DraftTree = []  # last round's chain, or its tree
+        self.confirmed: list[int] = []  # the branch of last round's tree the text confirmed
         # a draft's end token has no text to re-tokenize (and an instruct draft ends early on
         # plain text): draft text only, and let the target decide where to stop
         self.banned = np.array(sorted(draft.tokenizer.eos_ids), dtype=np.int64)
@@ -62,6 +68,7 @@ class DraftSide:
         if isinstance(drafted, DraftTree):  # the branch the committed text took, if any
             drafted = confirmed_branch(drafted, self.text.table, self.committed_text,
                                        self.text.covered)
+            self.confirmed = drafted
         self.text.sync(self.committed_text, drafted)
         self.last_drafted = []
         return bytes(self.text.pending(self.committed_text))
@@ -71,7 +78,7 @@ class RetokenizingProposer:
     def __init__(self, draft: LanguageModel, target: LanguageModel, method: str = "slem",
                  sampled_drafting: bool = False, stop_below: float | None = None,
                  band: int = 8, min_confidence: float = 0.0,
-                 draft_window: int | None = None) -> None:
+                 draft_window: int | None = None, tree_budget: int | str | None = None) -> None:
         self.name = method
         self.side = DraftSide(draft, target, draft_window)
         self.draft = draft
@@ -80,13 +87,18 @@ class RetokenizingProposer:
         self.stop_below = stop_below
         self.band = band
         self.min_confidence = min_confidence if method == "tokentiming" else 0.0
+        self.tree = TreeDrafting(tree_budget, target) if tree_budget else None  # else chains
 
     def prefill(self, committed: Sequence[int], warm: bool = True) -> None:
         self.side.prefill(committed, warm)
+        if self.tree:
+            self.tree.reset()
 
     def propose(self, committed: Sequence[int], k: int, params: SamplingParams,
                 rng: np.random.Generator) -> Proposal:
         pending = self.side.sync(committed)
+        if self.tree:
+            return self._propose_tree(committed, pending, k, params, rng)
         run = draft_chain(self.draft, self.side.text.ids, k, params, rng,
                           sampled=self.sampled_drafting and not params.greedy,
                           stop_below=self.stop_below, banned=self.side.banned,
@@ -99,6 +111,16 @@ class RetokenizingProposer:
         if self.min_confidence > 0 and proxies:
             proxies = proxies[:self._confident_prefix(run.tokens, run.confidence, proxies)]
         return Proposal(proxies)
+
+    def _propose_tree(self, committed: Sequence[int], pending: bytes, depth: int,
+                      params: SamplingParams, rng: np.random.Generator) -> Proposal:
+        drafting = params if self.sampled_drafting else SamplingParams(temperature=0.0)
+        tree, _ = self.tree.grow(self.draft, self.side.text.ids, committed, depth, drafting,
+                                 rng, self.side.banned, taken=self.side.confirmed)
+        self.side.last_drafted, self.side.confirmed = tree, []
+        tokens, parents = proxy_tree(tree, self.draft.tokenizer, self.target_tokenizer,
+                                     committed, pending, depth)
+        return Proposal(tokens, parents=parents)  # point masses: no draft_probs
 
     def _confident_prefix(self, drafted: list[int], confidence: list[float],
                           proxies: list[int]) -> int:
@@ -121,3 +143,35 @@ class RetokenizingProposer:
             if cumulative < self.min_confidence:
                 return max(j, 1)
         return len(proxies)
+
+
+def proxy_tree(tree: DraftTree, draft_tokenizer, target_tokenizer, committed: Sequence[int],
+               pending: bytes, max_depth: int) -> tuple[list[int], list[int]]:
+    """A draft tree as a tree of target tokens: (tokens, parents), parents first.
+
+    Each leaf's branch of draft text is re-tokenized after the committed ids (the first
+    `max_depth` proxies kept) and the results are merged into a trie: siblings are distinct
+    tokens (a repeated point mass could never be accepted: its first try zeroes it). Inner
+    branches' text is a prefix of their leaves', so only leaves are re-tokenized. Leaves come in depth-first order, so the first
+    leaf's proxies form the leading chain a one-sequence cache keeps. A branch that does not
+    finish the `pending` character the committed text ends with is left out.
+    """
+    children = children_of(tree.parents)
+    tokens: list[int] = []
+    parents: list[int] = []
+    node_of: dict[tuple[int, int], int] = {}  # (parent, token) -> node
+    for leaf in range(len(tree.tokens)):
+        if children[leaf + 1]:
+            continue
+        text = draft_tokenizer.decode_bytes(tree.path(leaf))
+        if not text.startswith(pending):
+            continue
+        node = -1
+        new = text[len(pending):]
+        for token in reencode_continuation(target_tokenizer, committed, new)[:max_depth]:
+            if (node, token) not in node_of:
+                node_of[node, token] = len(tokens)
+                tokens.append(token)
+                parents.append(node)
+            node = node_of[node, token]
+    return tokens, parents

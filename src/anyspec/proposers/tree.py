@@ -289,13 +289,17 @@ class TreeDrafting:
 
     def grow(self, draft: LanguageModel, context: Sequence[int], committed: Sequence[int],
              max_depth: int, params: SamplingParams, rng: np.random.Generator,
-             banned: np.ndarray | None = None,
-             to_target: np.ndarray | None = None) -> tuple[DraftTree, list[int]]:
+             banned: np.ndarray | None = None, to_target: np.ndarray | None = None,
+             taken: Sequence[int] | None = None) -> tuple[DraftTree, list[int]]:
         """A tree after the draft ids `context` and its tokens as target ids (to_target maps
-        draft ids to target ids; None: the same ids), after learning from the last round."""
+        draft ids to target ids; None: the same ids), after learning from the last round.
+
+        taken: the last tree's branch the committed text took, as its tokens, for proposers
+        whose committed ids are not the tree's tokens (re-tokenized text); None: the ids
+        committed since the last tree."""
         if self._last is not None:
             tree, tokens, at = self._last
-            self.acceptance.learn(tree, tokens, committed[at:])
+            self.acceptance.learn(tree, tokens, committed[at:] if taken is None else taken)
         budget, costs = self.budget, None
         if self.by_cost:
             costs = RoundCosts.measured(draft, self.target)

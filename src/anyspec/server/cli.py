@@ -92,7 +92,7 @@ def check_args(args) -> None:
         raise AnyspecError("; ".join(args.environment_errors))
     make_controller(args.draft_length)
     check_draft_window(args.draft_window)
-    check_tree_budget(args.tree)  # requests choose the method: trees go to sd and tli only
+    check_tree_budget(args.tree)  # requests choose the method: trees go to TREE_METHODS only
     for name, low in (("max_queue", 0), ("default_max_tokens", 1), ("max_n", 1), ("max_body_bytes", 1)):
         if getattr(args, name) < low:
             raise AnyspecError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")

@@ -37,7 +37,7 @@ class GeneratorOptions:
     dtw_band: int = 8
     min_confidence: float = 0.05
     draft_window: int | None = None
-    tree_budget: int | None = None  # sd and tli draft trees of this size; the others chains
+    tree_budget: int | None = None  # TREE_METHODS draft trees this size; the others chains
 
 
 def build_generator(target, draft, method: str, draft_length, options: GeneratorOptions) -> SpeculativeGenerator:
