@@ -152,9 +152,10 @@ def proxy_tree(tree: DraftTree, draft_tokenizer, target_tokenizer, committed: Se
     Each leaf's branch of draft text is re-tokenized after the committed ids (the first
     `max_depth` proxies kept) and the results are merged into a trie: siblings are distinct
     tokens (a repeated point mass could never be accepted: its first try zeroes it). Inner
-    branches' text is a prefix of their leaves', so only leaves are re-tokenized. Leaves come in depth-first order, so the first
-    leaf's proxies form the leading chain a one-sequence cache keeps. A branch that does not
-    finish the `pending` character the committed text ends with is left out.
+    branches' text is a prefix of their leaves', so only leaves are re-tokenized. Leaves come
+    in depth-first order, so the first leaf's proxies form the leading chain a one-sequence
+    cache keeps. A branch that does not finish the `pending` character the committed text
+    ends with is left out.
     """
     children = children_of(tree.parents)
     tokens: list[int] = []

@@ -24,7 +24,7 @@ def accepts(token: int, q: np.ndarray, p: np.ndarray | None, rng: np.random.Gene
     (same index space as q), or None for a point mass on `token`.
     """
     p_t = 1.0 if p is None else float(p[token])
-    return p_t > 0 and rng.random() * p_t < q[token]  # u < q/p without dividing by a tiny p
+    return p_t > 0 and bool(rng.random() * p_t < q[token])  # u < q/p, no division by a tiny p
 
 
 def residual(token: int, q: np.ndarray, p: np.ndarray | None) -> np.ndarray:
