@@ -182,12 +182,9 @@ class HFModel(LanguageModel):
         return set(kinds) <= {"full_attention", "sliding_attention"}
 
     def no_trees_message(self) -> str:
-        if type(self)._forward_tree is HFModel._forward_tree and not self.supports_trees:
-            return (f"{self.name}'s attention (layer types "
-                    f"{sorted(set(getattr(self._model.config, 'layer_types', None) or []))}, "
-                    "sliding window) is not one anyspec can mask for a token tree; leave out "
-                    "--tree")
-        return super().no_trees_message()
+        return (f"{self.name}'s attention (layer types "
+                f"{sorted(set(getattr(self._model.config, 'layer_types', None) or []))}, "
+                "sliding window) is not one anyspec can mask for a token tree; leave out --tree")
 
     def _forward_tree(self, ids: Sequence[int], start: int, parents: Sequence[int],
                       n_logits: int) -> np.ndarray:
