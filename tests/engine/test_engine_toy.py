@@ -229,6 +229,25 @@ def test_greedy_drafting_reports_the_draft_probability_of_each_token():
     assert len(run.tokens) == 4
 
 
+@pytest.mark.parametrize("sampled", [False, True])
+def test_drafting_stops_after_the_token_that_takes_the_product_below_the_floor(sampled):
+    """stop_after_product: the run is a prefix of the unstopped one, ending at the first
+    token whose running product of probabilities is below the floor."""
+    from anyspec.proposers.draft_chain import draft_chain
+
+    draft = ToyModel(ToyTokenizer(PIECES), seed=5, sharpness=1.0)
+    params = SamplingParams(temperature=1.0 if sampled else 0.0)
+    full = draft_chain(draft, [0, 2], 8, params, np.random.default_rng(3), sampled=sampled,
+                       confidence=True)
+    products = np.cumprod(full.confidence)
+    floor = float(products[2]) * 1.0001  # falls below at the third token
+    assert products[1] >= floor
+    run = draft_chain(draft, [0, 2], 8, params, np.random.default_rng(3), sampled=sampled,
+                      stop_after_product=floor)
+    assert run.tokens == full.tokens[:3]
+    assert run.confidence == full.confidence[:3]
+
+
 def test_tables_over_a_vocabulary_are_built_once_per_tokenizer():
     """The server makes a proposer per request: per-tokenizer tables must not be rebuilt."""
     from anyspec.vocab import per_tokenizer

@@ -31,7 +31,8 @@ class DraftRun:
 
 def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: SamplingParams,
                 rng: np.random.Generator, sampled: bool, stop_below: float | None = None,
-                banned: np.ndarray | None = None, confidence: bool = False) -> DraftRun:
+                banned: np.ndarray | None = None, confidence: bool = False,
+                stop_after_product: float | None = None) -> DraftRun:
     """Up to k draft tokens after `context` (draft ids).
 
     sampled: draw from p (needed when p is used in verification); else take the argmax.
@@ -39,10 +40,14 @@ def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: Sa
     banned: draft ids never to propose; p is renormalised over the others.
     confidence: fill run.confidence when drafting greedily even without stop_below (a softmax
     per step, skipped when nothing reads it).
+    stop_after_product: stop after the token that brings the product of the drafted tokens'
+    probabilities below this (implies confidence).
     """
     run = DraftRun()
     k = min(k, draft.n_ctx - len(context) + 1)  # the draft's context may be the smaller one
     ids = list(context)
+    confidence = confidence or stop_after_product is not None
+    product = 1.0
     for _ in range(k):
         row = draft.logits(ids, n_last=1)[0]  # a fresh array: masked in place
         if sampled:
@@ -76,6 +81,9 @@ def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: Sa
         if sampled:
             run.probs.append(p)
         if token in draft.tokenizer.eos_ids:
+            break
+        product *= p_token
+        if stop_after_product is not None and product < stop_after_product:
             break
     return run
 

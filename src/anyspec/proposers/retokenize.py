@@ -87,6 +87,8 @@ class RetokenizingProposer:
         self.stop_below = stop_below
         self.band = band
         self.min_confidence = min_confidence if method == "tokentiming" else 0.0
+        # stop drafting where the DTW cut will fall: tokens past it only cost draft passes
+        self.stop_at_cut = self.min_confidence > 0
         self.tree = TreeDrafting(tree_budget, target) if tree_budget else None  # else chains
 
     def prefill(self, committed: Sequence[int], warm: bool = True) -> None:
@@ -102,7 +104,8 @@ class RetokenizingProposer:
         run = draft_chain(self.draft, self.side.text.ids, k, params, rng,
                           sampled=self.sampled_drafting and not params.greedy,
                           stop_below=self.stop_below, banned=self.side.banned,
-                          confidence=self.min_confidence > 0)
+                          confidence=self.min_confidence > 0,
+                          stop_after_product=self.min_confidence if self.stop_at_cut else None)
         self.side.last_drafted = run.tokens
         drafted = self.draft.tokenizer.decode_bytes(run.tokens)
         if not drafted.startswith(pending):  # the draft did not finish the pending character
