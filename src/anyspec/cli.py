@@ -74,8 +74,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtw-band", type=int, default=8, metavar="W",
                    help="tokentiming: Sakoe-Chiba band of the DTW alignment (default 8)")
     p.add_argument("--min-confidence", type=float, default=0.05, metavar="C",
-                   help="tokentiming: propose target tokens while the aligned draft "
-                        "confidence stays >= C (default 0.05; 0 proposes all, like slem)")
+                   help="tokentiming: draft, and propose target tokens, while the aligned "
+                        "draft confidence stays >= C (default 0.05; 0 proposes all, like slem)")
     p.add_argument("--draft-window", type=int, default=None, metavar="N",
                    help="cross-vocabulary methods: the draft reads only the last N of its tokens "
                         "of a prompt, so a long prompt costs it a bounded prefill (default: all)")

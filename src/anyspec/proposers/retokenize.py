@@ -6,7 +6,8 @@ temperature, algorithms.md section 0).
 - `tokentiming` (arXiv 2510.15545): align draft and proxy tokens by DTW over their bytes and
   carry each draft token's probability to the proxies it links to; propose proxies while the
   carried confidence stays above a threshold, since on this hardware every extra verified
-  position costs target time.
+  position costs target time. Drafting stops at the token that takes the product of the
+  draft's probabilities below that threshold: proxies linked to later tokens would be cut.
 
 With `tree_budget` both draft a token tree instead (proposers/tree.py), and every branch's text
 is re-tokenized and merged into a tree of proxy target tokens (algorithms.md section 7): the
