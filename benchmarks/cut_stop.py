@@ -63,7 +63,6 @@ def main() -> None:
                 t["decode"] += s.total_seconds - s.prefill_seconds
                 t["draft"] += s.draft_seconds
                 t["target"] += s.target_seconds
-                t["overhead"] += s.overhead_seconds
                 t["passes"] += draft.counter.calls - passes_before - 1  # less the prefill
                 overheads[stop] += s.overhead_ms
             if outputs[False] != outputs[True]:
