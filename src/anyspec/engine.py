@@ -183,12 +183,10 @@ class SpeculativeGenerator:
         while finish is None:
             round_start = time.perf_counter()
             draft_before = draft.counter.seconds if draft else 0.0
-            passes_before = draft.counter.calls if draft else 0
             target_before = target.counter.seconds
             room = min(max_new_tokens - len(generated), target.n_ctx - len(committed))
             # a round commits drafted + 1 tokens at most: draft no more than can be kept
-            asked = controller.k()
-            k = max(0, min(asked, room - 1))
+            k = max(0, min(controller.k(), room - 1))
             proposal = proposer.propose(committed, k, sampling, rng)
             n_draft = len(proposal.tokens)
             if proposal.parents is not None and n_draft:  # a tree: one pass, one walk
@@ -214,10 +212,8 @@ class SpeculativeGenerator:
                 new = proposal.tokens[:n_ok] + [next_token]
             draft_s = (draft.counter.seconds - draft_before) if draft else 0.0
             target_s = target.counter.seconds - target_before
-            # passes short of a cap the room lowered are not the draft stopping early
-            passes = (draft.counter.calls - passes_before) if draft and k == asked else None
             controller.observe(n_deep, n_ok, draft_s,
-                               time.perf_counter() - round_start - draft_s - target_s, passes)
+                               time.perf_counter() - round_start - draft_s - target_s)
             _count_round(stats, n_draft, n_deep, n_ok, len(new))
 
             for tok in new:  # commit one by one: EOS or the token limit may cut the round short
