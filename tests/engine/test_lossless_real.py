@@ -66,18 +66,22 @@ def test_a_draft_reading_only_the_end_of_the_prompt_changes_nothing(gemma_llamac
     assert drafted > 0
 
 
-@pytest.mark.parametrize("method", ["slem", "tli", "slrs"])
-def test_sampled_first_token_follows_the_target(method, gemma_llamacpp, smollm_llamacpp):
+@pytest.mark.parametrize("method, sampled_drafting", [
+    ("slem", False), ("tli", False), ("slrs", False), ("tokentiming", True)])
+def test_sampled_first_token_follows_the_target(method, sampled_drafting, gemma_llamacpp,
+                                                smollm_llamacpp):
     """T=1, top-k 8: the first generated token is the one the draft's proposal is verified at
-    (sampled from p for tli and slrs, a point mass for slem); over 1500 seeds it must follow
-    the target's q (chi-square over the 8 tokens). One round per seed: 2 tokens, k = 1."""
+    (sampled from p for tli and slrs; a point mass for slem, and for tokentiming, whose draft
+    token is sampled here); over 1500 seeds it must follow the target's q (chi-square over the
+    8 tokens). One round per seed: 2 tokens, k = 1."""
     target = gemma_llamacpp
     params = SamplingParams(1.0, top_k=8)
     prompt = "My favourite thing to do on a Sunday morning is"
     q = target_probs(target.logits(target.tokenizer.encode(prompt))[-1], params).astype(np.float64)
     q /= q.sum()  # float32 sums to 1 to 1e-7; the chi-square wants its totals equal to 1e-8
     support = np.flatnonzero(q)
-    gen = SpeculativeGenerator(target, make_proposer(method, target, smollm_llamacpp), 1)
+    proposer = make_proposer(method, target, smollm_llamacpp, sampled_drafting=sampled_drafting)
+    gen = SpeculativeGenerator(target, proposer, 1)
     counts = dict.fromkeys(support.tolist(), 0)
     n, drafted = 1500, 0
     for seed in range(n):
