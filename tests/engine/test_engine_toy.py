@@ -229,6 +229,41 @@ def test_greedy_drafting_reports_the_draft_probability_of_each_token():
     assert len(run.tokens) == 4
 
 
+@pytest.mark.parametrize("shift", [0.0, -58.0, 58.0, -75.0, 75.0, 300.0])
+def test_top_probability_is_the_softmax_at_the_maximum_however_far_the_row_is_shifted(shift):
+    """Rows with |max| < 60 skip the shift by the maximum; the others take it."""
+    from anyspec.proposers.draft_chain import top_probability
+
+    rng = np.random.default_rng(1)
+    for width in (5, 49152, 262144):
+        row = (rng.normal(0.0, 4.0, width) + shift).astype(np.float32)
+        row[rng.integers(width, size=3)] = -np.inf  # masked tokens
+        top = float(row.max())
+        exact = 1.0 / np.exp(row.astype(np.float64) - top).sum()
+        assert top_probability(row.copy(), top) == pytest.approx(exact, rel=1e-5)
+
+
+def test_greedy_drafting_masks_many_banned_tokens_too():
+    """More than a handful of banned ids take the vectorised mask: same rule."""
+    from anyspec.proposers.draft_chain import draft_chain
+
+    pieces = [chr(ord("a") + i) for i in range(12)]
+    draft = ToyModel(ToyTokenizer(pieces), seed=5, sharpness=1.0)
+    for allowed in ([3, 7], [0, 11, 5]):
+        banned = np.array([i for i in range(len(pieces)) if i not in allowed])
+        assert len(banned) > 8
+        run = draft_chain(draft, [0, 2], 4, SamplingParams(), np.random.default_rng(0),
+                          sampled=False, banned=banned, confidence=True)
+        context = [0, 2]
+        for token, confidence in zip(run.tokens, run.confidence):
+            row = draft.row(context)[allowed].astype(np.float64)
+            p = np.exp(row - row.max())
+            assert token == allowed[int(np.argmax(row))]
+            assert confidence == pytest.approx(1.0 / p.sum(), rel=1e-5)
+            context.append(token)
+        assert len(run.tokens) == 4
+
+
 @pytest.mark.parametrize("sampled", [False, True])
 def test_drafting_stops_after_the_token_that_takes_the_product_below_the_floor(sampled):
     """stop_after_product: the run is a prefix of the unstopped one, ending at the first
