@@ -1,0 +1,96 @@
+"""Per-round overhead of a method at two commits, interleaved question by question.
+
+    python benchmarks/ab_overhead.py --base HEAD~1 [--method slem] [--repeats 2]
+
+Machine speed drifts by 20% and more between runs here, so two `anyspec bench` runs a few
+minutes apart cannot tell a 0.1 ms change in overhead. This checks the base commit out into a
+temporary worktree and runs one worker process per side (the working tree and the base), each
+with the llama.cpp pair loaded once. The workers take turns on the same Spec-Bench questions
+(one per category, 64 tokens, k = 4, greedy), the order alternating, so drift hits both alike.
+Prints each side's median and mean overhead per round and whether their outputs agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+WORKER = """
+import json, sys
+from anyspec.bench.data import read_questions, select_questions
+from anyspec.engine import SpeculativeGenerator
+from anyspec.models.registry import load_model
+from anyspec.proposers import make_proposer
+from anyspec.sampling import SamplingParams
+target = load_model("gemma-3-270m", "llamacpp")
+draft = load_model("smollm2-135m-instruct", "llamacpp", draft=True)
+gen = SpeculativeGenerator(target, make_proposer(sys.argv[1], target, draft), 4)
+questions = select_questions(read_questions(), per_category=1)
+print(len(questions), flush=True)
+for line in sys.stdin:
+    q = questions[int(line)]
+    target.reset()
+    draft.reset()
+    result = gen.generate(target.tokenizer.encode(q.turns[0]), 64, SamplingParams(temperature=0))
+    print(json.dumps({"overhead_ms": result.stats.overhead_ms, "text": result.text}), flush=True)
+"""
+
+
+def start_worker(src: Path, method: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(src))  # ahead of the editable install
+    return subprocess.Popen([sys.executable, "-c", WORKER, method], env=env, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--base", default="HEAD~1", help="the commit to compare the working tree with")
+    ap.add_argument("--method", default="tokentiming")
+    ap.add_argument("--repeats", type=int, default=2, help="passes over the questions")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base_tree = Path(tmp) / "base"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "-q", "--detach",
+                        str(base_tree), args.base], check=True)
+        try:
+            workers = {"base": start_worker(base_tree / "src", args.method),
+                       "working tree": start_worker(REPO / "src", args.method)}
+            n = {int(w.stdout.readline()) for w in workers.values()}.pop()
+            overhead = {side: [] for side in workers}
+            agree = True
+            for rep in range(args.repeats):
+                for i in range(n):
+                    texts = set()
+                    sides = list(workers) if (i + rep) % 2 == 0 else list(reversed(workers))
+                    for side in sides:
+                        workers[side].stdin.write(f"{i}\n")
+                        workers[side].stdin.flush()
+                        reply = json.loads(workers[side].stdout.readline())
+                        overhead[side] += reply["overhead_ms"]
+                        texts.add(reply["text"])
+                    agree = agree and len(texts) == 1
+            for w in workers.values():
+                w.stdin.close()
+                w.wait()
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
+                            str(base_tree)], check=False)
+    print(f"{args.method}, {args.repeats} x {n} questions, overhead per round (ms):")
+    for side, values in overhead.items():
+        print(f"  {side:13s} {len(values)} rounds, median {statistics.median(values):.2f}, "
+              f"mean {statistics.mean(values):.2f}")
+    print("outputs agree" if agree else "OUTPUTS DIFFER")
+
+
+if __name__ == "__main__":
+    main()
