@@ -16,6 +16,7 @@ tree's shape, grown from the draft's probabilities, takes the place of the DTW c
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -130,7 +131,7 @@ class RetokenizingProposer:
                           proxies: list[int]) -> int:
         """How many proxies to keep: while the product of the linked draft tokens' probabilities
         (each counted once, at its first link) stays >= min_confidence."""
-        if np.prod(confidence) >= self.min_confidence:
+        if math.prod(confidence) >= self.min_confidence:
             return len(proxies)  # every draft token links somewhere: the product is the floor
         d_table = self.draft.tokenizer.bytes_table()
         t_table = self.target_tokenizer.bytes_table()
