@@ -75,7 +75,7 @@ def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: Sa
                 break
             p_token = 1.0
             if confidence or stop_below is not None:
-                p_token = top_probability(row, top)
+                p_token = top_probability(row, token)
         if stop_below is not None and run.tokens and p_token < stop_below:
             break
         run.tokens.append(token)
@@ -91,18 +91,17 @@ def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: Sa
     return run
 
 
-def top_probability(row: np.ndarray, top: float) -> float:
-    """softmax(row) at its maximum `top`, in float32, overwriting row.
+def top_probability(row: np.ndarray, token: int) -> float:
+    """softmax(row)[token] for the row's maximum `token`, in float32, overwriting row.
 
-    With |top| < 60, exp(top) lies in 1e-26..1e26: it cannot underflow, and no vocabulary's
-    row of exps can overflow float32 when summed. Then the shift by `top` is skipped, one
-    pass over the row fewer, which counts with the caches cold after a forward pass."""
-    if abs(top) < 60.0:
-        np.exp(row, out=row)
-        return math.exp(top) / float(row.sum())
-    row -= top
+    With |max| < 60, exp(max) lies in 1e-26..1e26: it cannot underflow, and no vocabulary's
+    row of exps can overflow float32 when summed. Then the shift by the maximum is skipped,
+    one pass over the row fewer, which counts with the caches cold after a forward pass."""
+    top = float(row[token])
+    if abs(top) >= 60.0:
+        row -= top
     np.exp(row, out=row)
-    return 1.0 / float(row.sum())
+    return float(row[token]) / float(row.sum())  # <= 1: the sum holds row[token]
 
 
 class DraftChainProposer:
