@@ -47,8 +47,7 @@ for line in sys.stdin:
 def start_worker(src: Path, method: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(src))  # ahead of the editable install
     return subprocess.Popen([sys.executable, "-c", WORKER, method], env=env, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # errors show
 
 
 def main() -> None:
