@@ -1,0 +1,110 @@
+"""What one greedy draft step's own work costs, right after a forward pass, and why numpy.
+
+    python benchmarks/step_costs.py [--repeats 80]
+
+Each line is timed right after a fresh SmolLM2 pass on llama.cpp (caches cold), median of
+`repeats`, except the warm line, which repeats the call on a row it has just touched:
+- the step as `draft_chain` does it: mask the end tokens, argmax, check the top is finite;
+  and as it did before commit 6a20c5f (numpy wrappers, fancy indexing, the shift by the top);
+- the same plus `top_probability` (the confidence `tokentiming` reads), with numpy and with
+  torch's exp instead;
+- numpy's float32 exp over the row, warm;
+- copying a Gemma 3 logits row (262k) out of llama.cpp's buffer right after its pass, as the
+  backend has just done (so the row is as warm as the backend leaves it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from anyspec.models.registry import load_model
+from anyspec.proposers.draft_chain import top_probability
+
+TEXT = "The results of the experiment were clear, and the"
+
+
+def greedy_step(row: np.ndarray, banned: list[int]) -> int:
+    for b in banned:
+        row[b] = -math.inf
+    token = int(row.argmax())
+    assert math.isfinite(float(row[token]))
+    return token
+
+
+def old_greedy_step(row: np.ndarray, banned: np.ndarray) -> int:
+    """The step before commit 6a20c5f: fancy-index mask, np.argmax, np.isfinite."""
+    row[banned] = -np.inf
+    token = int(np.argmax(row))
+    assert np.isfinite(row[token])
+    return token
+
+
+def old_top_probability(row: np.ndarray, token: int) -> float:
+    row -= row[token]
+    np.exp(row, out=row)
+    return 1.0 / float(row.sum())
+
+
+def torch_top_probability(row: np.ndarray, token: int) -> float:
+    t = torch.from_numpy(row)
+    t.exp_()
+    return float(t[token]) / float(t.sum())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=80)
+    args = ap.parse_args()
+
+    draft = load_model("smollm2-135m-instruct", "llamacpp", draft=True)
+    target = load_model("gemma-3-270m", "llamacpp")
+    banned = sorted(draft.tokenizer.eos_ids)
+    old_banned = np.array(banned)
+    steps = {
+        "before 6a20c5f: mask, argmax, finite check": lambda row: old_greedy_step(row, old_banned),
+        "before 6a20c5f: the same + the shifted softmax":
+            lambda row: old_top_probability(row, old_greedy_step(row, old_banned)),
+        "mask, argmax, finite check": lambda row: greedy_step(row, banned),
+        "the same + top_probability (numpy)":
+            lambda row: top_probability(row, greedy_step(row, banned)),
+        "the same + torch exp_ and sum":
+            lambda row: torch_top_probability(row, greedy_step(row, banned)),
+    }
+    seconds = {name: [] for name in steps}
+    warm_exp, copies = [], []
+    draft_ids, target_ids = draft.tokenizer.encode(TEXT), target.tokenizer.encode(TEXT)
+    for rep in range(args.repeats):
+        for name, step in steps.items():
+            row = draft.logits(draft_ids + [100 + rep % 50], n_last=1)[0]  # a real pass
+            began = time.perf_counter()
+            step(row)
+            seconds[name].append(time.perf_counter() - began)
+        # the backend has just copied the row out; time the same copy again
+        target.logits(target_ids + [100 + rep % 50], n_last=1)
+        began = time.perf_counter()
+        ptr = target._llama_cpp.llama_get_logits_ith(target._ctx, -1)
+        np.array(np.ctypeslib.as_array(ptr, shape=(target.vocab_size,)), dtype=np.float32)
+        copies.append(time.perf_counter() - began)
+        row -= row.max()
+        np.exp(row, out=row)  # now warm
+        began = time.perf_counter()
+        np.exp(row, out=row)
+        warm_exp.append(time.perf_counter() - began)
+
+    def us(values: list[float]) -> str:
+        return f"{1e6 * statistics.median(values):.0f} us"
+
+    print("| work | median |\n|---|---|")
+    for name, values in seconds.items():
+        print(f"| {name}, after a SmolLM2 pass | {us(values)} |")
+    print(f"| numpy float32 exp over {draft.vocab_size} logits, warm | {us(warm_exp)} |")
+    print(f"| copy one Gemma logits row out of llama.cpp, right after its pass | {us(copies)} |")
+
+if __name__ == "__main__":
+    main()
