@@ -67,7 +67,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                         "rule; an integer fixes k")
     p.add_argument("--draft-stop-below", type=float, default=None, metavar="P",
                    help="stop drafting at a token the draft gives probability < P "
-                        "(default 0.4 with auto or adaptive, off with a fixed length)")
+                        "(default 0.4 with auto or adaptive, off with a fixed length and for "
+                        "tokentiming, which stops by --min-confidence)")
     p.add_argument("--sampled-drafting", action="store_true",
                    help="slem/tokentiming: sample the draft at the target's temperature instead "
                         "of taking its argmax (verification stays exact either way)")
@@ -107,8 +108,9 @@ def load_generator(args):
     if args.method == "ar":
         return SpeculativeGenerator(target)
     draft = load_model(args.draft, args.draft_backend, args.device, args.n_ctx, draft=True)
-    proposer = make_proposer(resolve_method(args.method, target, draft), target, draft,
-                             draft_stop_below(args.draft_stop_below, args.draft_length),
+    method = resolve_method(args.method, target, draft)
+    proposer = make_proposer(method, target, draft,
+                             draft_stop_below(args.draft_stop_below, args.draft_length, method),
                              args.sampled_drafting, args.dtw_band, args.min_confidence,
                              args.draft_window, args.tree)
     return SpeculativeGenerator(target, proposer, args.draft_length)

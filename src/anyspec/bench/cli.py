@@ -70,7 +70,8 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
                         "adaptive or an integer. hf-uag: auto keeps transformers' defaults (up "
                         "to 20, stop below confidence 0.4), adaptive is its +2/-1 heuristic, K drafts K")
     m.add_argument("--draft-stop-below", type=float, default=None, metavar="P",
-                   help="stop drafting below draft probability P (default 0.4 with auto or adaptive)")
+                   help="stop drafting below draft probability P (default 0.4 with auto or adaptive, "
+                        "except for tokentiming, which stops by --min-confidence)")
     m.add_argument("--sampled-drafting", action="store_true", help="as in anyspec generate")
     m.add_argument("--dtw-band", type=int, default=8, metavar="W", help="tokentiming's DTW band")
     m.add_argument("--min-confidence", type=float, default=0.05, metavar="C", help="tokentiming's threshold")

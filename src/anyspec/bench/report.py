@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..control import draft_stop_below
 from . import metrics
 from .runner import read_rows
 
@@ -55,11 +56,15 @@ def build_report(config: dict, rows: list[dict], baseline_of: dict[str, str]) ->
     summary = metrics.summarize(rows, baseline_of)
     methods = list(summary)
     categories = list(dict.fromkeys(r["category"] for r in metrics.ok_rows(rows)))
+    stop = draft_stop_below(s["draft_stop_below"], s["draft_length"])
+    if "tokentiming" in methods and draft_stop_below(s["draft_stop_below"], s["draft_length"],
+                                                     "tokentiming") != stop:
+        stop = f"{stop} (tokentiming: none, it stops by min confidence {s['min_confidence']})"
     out = ["# anyspec bench", ""]
     out += ["- models: " + "; ".join(f"{k}: {v}" for k, v in config.get("models", {}).items()),
             f"- sampling: temperature {s['temperature']}, top-k {s['top_k']}, top-p {s['top_p']}, "
             f"seed {s['seed']}; max new tokens {s['max_new_tokens']}; draft length "
-            f"{s['draft_length']}, stop below {s['draft_stop_below']}",
+            f"{s['draft_length']}, stop below {stop}",
             f"- prompts: {s['prompts'] or 'Spec-Bench (bundled)'}, {config.get('questions', '?')} "
             f"questions; {len(rows)} samples recorded, {len(metrics.ok_rows(rows))} finished",
             f"- machine: {json.dumps(config.get('machine', {}))}", f"- started {config.get('started')}", ""]

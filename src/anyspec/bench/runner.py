@@ -136,7 +136,6 @@ def build_methods(names: list[str], s: dict) -> tuple[dict[str, Method], dict[st
     """Load the models once and make every method; (methods, not applicable: reason, models)."""
     engine = [m for m in names if m in METHODS]
     peers = [m for m in names if m in PEERS]
-    stop_below = draft_stop_below(s["draft_stop_below"], s["draft_length"])
     methods, not_applicable, models = {}, {}, {}
     target = draft = None
     if engine:
@@ -147,6 +146,7 @@ def build_methods(names: list[str], s: dict) -> tuple[dict[str, Method], dict[st
             models["draft"] = draft.describe()
     for m in engine:
         try:
+            stop_below = draft_stop_below(s["draft_stop_below"], s["draft_length"], m)
             proposer = make_proposer(m, target, draft, stop_below, s["sampled_drafting"],
                                      s["dtw_band"], s["min_confidence"], s.get("draft_window"),
                                      s.get("tree") if m in TREE_METHODS else None)

@@ -45,7 +45,7 @@ def build_generator(target, draft, method: str, draft_length, options: Generator
     method = resolve_method(method, target, draft)
     if method == "ar":
         return SpeculativeGenerator(target)
-    stop_below = draft_stop_below(options.draft_stop_below, draft_length)
+    stop_below = draft_stop_below(options.draft_stop_below, draft_length, method)
     tree = options.tree_budget if method in TREE_METHODS else None
     proposer = make_proposer(method, target, draft, stop_below, options.sampled_drafting,
                              options.dtw_band, options.min_confidence, options.draft_window, tree)
