@@ -5,7 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from anyspec.control import AdaptiveDraftLength, CostAwareDraftLength, make_controller
+from anyspec.control import (AdaptiveDraftLength, CostAwareDraftLength, draft_stop_below,
+                             make_controller)
 from anyspec.errors import AnyspecError
 from anyspec.models.base import ForwardCosts
 
@@ -85,9 +86,20 @@ def test_forward_costs_interpolate_between_measured_sizes():
     costs.record(1, 0.02)
     costs.record(9, 0.06)
     assert costs.estimate(5) == pytest.approx(0.04)
-    assert costs.estimate(18) == pytest.approx(0.12)  # linear beyond the largest
-    costs.record(9, 0.16)  # a moving average, not the last value
-    assert 0.06 < costs.estimate(9) < 0.16
+    assert costs.estimate(18) == pytest.approx(0.06)  # beyond the largest: optimistic, to try it
+
+
+def test_forward_costs_drop_a_spike_and_follow_a_slower_machine():
+    costs = ForwardCosts(window=4)
+    costs.record(5, 1.5)  # a cold first pass
+    costs.record(5, 0.05)
+    assert costs.estimate(5) == pytest.approx(0.05)
+    costs.record(5, 0.9)  # one preempted pass changes nothing
+    assert costs.estimate(5) == pytest.approx(0.05)
+    for _ in range(4):  # the machine got slower: within `window` passes the estimate follows
+        costs.record(5, 0.08)
+    assert costs.estimate(5) == pytest.approx(0.08)
+    assert costs.counts[5] == 7
 
 
 def test_a_pair_known_not_to_pay_skips_the_draft_and_probes_only_when_catching_up_is_cheap():
@@ -144,3 +156,24 @@ def test_a_long_prompt_is_read_by_the_draft_only_when_the_generation_repays_it()
     controller.observe(2, 2, 2.0, 0.0005)
     assert controller.k() > 0
     assert controller.start(20, 20)  # a short prompt costs little to read
+
+
+def test_the_per_token_stop_defaults_to_hugging_faces_only_where_the_length_adapts():
+    assert draft_stop_below(None, "auto", "slem") == 0.4
+    assert draft_stop_below(None, "adaptive") == 0.4
+    assert draft_stop_below(None, 4, "slem") is None
+    # tokentiming stops by its own confidence product: no second, per-token stop by default
+    assert draft_stop_below(None, "auto", "tokentiming") is None
+    assert draft_stop_below(0.3, "auto", "tokentiming") == 0.3
+
+
+def test_a_prompt_longer_than_any_reading_measured_is_read_once_to_measure_it():
+    """Before any long reading is measured, the controller cannot know that reading costs more
+    than drafting saves: it reads (and so measures) rather than decoding plainly for good."""
+    target, draft = _models({1: 0.030, 3: 0.034, 5: 0.038}, 0.005)
+    controller = CostAwareDraftLength(target, draft)
+    controller.start(10, 64)
+    _run(controller, 60, 0.9, 0.005)
+    assert controller.start(2000, 20)  # only small passes measured: try it
+    draft.costs.record(1999, 2.0)  # the reading, as the draft's prefill records it
+    assert not controller.start(2000, 20)  # now known: 20 tokens cannot repay 2 s

@@ -72,29 +72,39 @@ class ForwardCounter:
 
 
 class ForwardCosts:
-    """Measured seconds of one forward pass by number of new tokens (moving averages), for
-    the draft-length controller: on a CPU the cost of n tokens is far from linear in n."""
+    """Measured seconds of one forward pass by number of new tokens, for the draft-length
+    controller: on a CPU the cost of n tokens is far from linear in n.
 
-    def __init__(self, smoothing: float = 0.2) -> None:
-        self.smoothing = smoothing
-        self.seconds: dict[int, float] = {}
+    Each size's cost is the fastest of its last `window` passes. A pass that hit cold caches,
+    a first allocation or another process is a spike, and a moving average seeded by one kept
+    the controller from drafting for a whole bench run (bench-runs/auto-stop0-amd3b); the
+    minimum drops a spike at the next pass and still follows a slower machine within `window`.
+    """
+
+    def __init__(self, window: int = 4) -> None:
+        self.window = window
+        self.recent: dict[int, list[float]] = {}
+        self.seconds: dict[int, float] = {}  # the estimate per measured size
         self.counts: dict[int, int] = {}  # passes measured at each size
 
     def record(self, n_tokens: int, seconds: float) -> None:
         self.counts[n_tokens] = self.counts.get(n_tokens, 0) + 1
-        old = self.seconds.get(n_tokens)
-        self.seconds[n_tokens] = seconds if old is None else old + self.smoothing * (seconds - old)
+        recent = self.recent.setdefault(n_tokens, [])
+        recent.append(seconds)
+        del recent[:-self.window]
+        self.seconds[n_tokens] = min(recent)
 
     def estimate(self, n_tokens: int) -> float | None:
-        """Seconds for n new tokens: measured, else interpolated between measured sizes
-        (beyond the largest, scaled linearly from it); None before any measurement."""
+        """Seconds for n new tokens: measured, else interpolated between measured sizes; None
+        before any measurement. Beyond the largest size measured, the cost of that size: an
+        optimistic guess, so the controller tries the larger size and measures it, where a
+        pessimistic one would keep it from ever learning (a prompt the draft never reads, a
+        draft length never tried)."""
         if not self.seconds:
             return None
         if n_tokens in self.seconds:
             return self.seconds[n_tokens]
         sizes = sorted(self.seconds)
-        if n_tokens > sizes[-1]:
-            return self.seconds[sizes[-1]] * n_tokens / sizes[-1]
         return float(np.interp(n_tokens, sizes, [self.seconds[n] for n in sizes]))
 
 
