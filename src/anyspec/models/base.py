@@ -76,9 +76,9 @@ class ForwardCosts:
     controller: on a CPU the cost of n tokens is far from linear in n.
 
     Each size's cost is the fastest of its last `window` passes. A pass that hit cold caches,
-    a first allocation or another process is a spike, and a moving average seeded by one kept
-    the controller from drafting for a whole bench run (bench-runs/auto-stop0-amd3b); the
-    minimum drops a spike at the next pass and still follows a slower machine within `window`.
+    a first allocation or another process is a spike; a moving average seeded by one stays
+    high, and once the controller stops drafting nothing corrects it. The minimum drops a
+    spike at the next pass and still follows a slower machine within `window` passes.
     """
 
     def __init__(self, window: int = 4) -> None:
