@@ -4,19 +4,42 @@
 
 Builds the method as `anyspec bench` does, runs the bench's warm-up (one 8-token generation),
 and prints the passes each model recorded by size (seconds, in order), the controller's
-acceptance, draft cost and best draft length, and its estimate of the draft reading a
-300-token prompt next to the draft actually reading one. Run it a few times: the warm-up's
+acceptance, draft cost and best draft length, the same with the estimates used before commit
+dbf545e, and the estimates of the draft reading a 300-token prompt next to the draft actually
+reading one. Run it a few times: the warm-up's
 first passes are cold, and how far they stray is what the estimates have to survive.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import time
+
+import numpy as np
 
 from anyspec.bench.runner import WARM_UP_PROMPT, build_methods, warm_up
 
 PROMPT_TOKENS = 300
+
+
+class OldCosts:
+    """The estimates before commit dbf545e: a moving average (0.2) per size seeded by its
+    first pass, and linear extrapolation from the largest size measured."""
+
+    def __init__(self, costs) -> None:
+        self.seconds = {}
+        for n, passes in costs.recent.items():  # every pass, while a size has at most 4
+            value = passes[0]
+            for seconds in passes[1:]:
+                value += 0.2 * (seconds - value)
+            self.seconds[n] = value
+
+    def estimate(self, n_tokens: int) -> float:
+        sizes = sorted(self.seconds)
+        if n_tokens > sizes[-1]:
+            return self.seconds[sizes[-1]] * n_tokens / sizes[-1]
+        return float(np.interp(n_tokens, sizes, [self.seconds[n] for n in sizes]))
 
 
 def main() -> None:
@@ -48,15 +71,20 @@ def main() -> None:
     print("expected round seconds for k = 0, 1, 2, 4, 8, 16:",
           [round(controller.expected_round_seconds(k), 3) for k in (0, 1, 2, 4, 8, 16)])
 
+    old = copy.copy(controller)
+    old.target_costs, old.draft_costs = OldCosts(target.costs), OldCosts(draft.costs)
+    print(f"with the old estimates: best k {old.best_k()}, round seconds for the same k:",
+          [round(old.expected_round_seconds(k), 3) for k in (0, 1, 2, 4, 8, 16)])
+
     estimate = draft.costs.estimate(PROMPT_TOKENS)
+    old_estimate = old.draft_costs.estimate(PROMPT_TOKENS)
     ids = (draft.tokenizer.encode(WARM_UP_PROMPT + " ") * PROMPT_TOKENS)[:PROMPT_TOKENS]
     draft.rollback(0)
     start = time.perf_counter()
     draft.logits(ids, n_last=1)
     seconds = time.perf_counter() - start
-    print(f"draft reading {PROMPT_TOKENS} tokens: estimated {estimate:.3f} s "
-          f"({1000 * estimate / PROMPT_TOKENS:.1f} ms per token) before it, measured "
-          f"{seconds:.3f} s ({1000 * seconds / PROMPT_TOKENS:.1f} ms per token)")
+    print(f"draft reading {PROMPT_TOKENS} tokens: estimated {estimate:.3f} s before it "
+          f"(old estimate {old_estimate:.3f} s), measured {seconds:.3f} s")
 
 
 if __name__ == "__main__":
