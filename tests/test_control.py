@@ -177,3 +177,13 @@ def test_a_prompt_longer_than_any_reading_measured_is_read_once_to_measure_it():
     assert controller.start(2000, 20)  # only small passes measured: try it
     draft.costs.record(1999, 2.0)  # the reading, as the draft's prefill records it
     assert not controller.start(2000, 20)  # now known: 20 tokens cannot repay 2 s
+
+
+def test_one_cold_drafting_round_does_not_stick_to_the_draft_cost():
+    target, draft = _models({1: 0.025, 3: 0.040, 5: 0.050}, 0.01)
+    controller = CostAwareDraftLength(target, draft)
+    controller.start(10)
+    controller._k = 4
+    controller.observe(4, 4, 4.0, 0.0005)  # a first round at 1 s per token: caches cold
+    controller.observe(4, 4, 0.04, 0.0005)
+    assert controller.draft_cost == pytest.approx(0.01)

@@ -80,6 +80,7 @@ class CostAwareDraftLength:
         self.probe_budget = probe_budget
         self.accepted, self.rejected = 1.0, 1.0  # a weak prior: a = 0.5
         self.draft_cost: float | None = None  # seconds of drafting per unit of k
+        self._draft_costs: list[float] = []  # the last rounds' per-k costs: a cold one is dropped
         self.overhead = {True: 0.0, False: 0.0}  # seconds outside the models, by k > 0
         self._warmup = [start, 0, start // 2]  # measure a few sizes before trusting the model
         self._since_draft = 0  # plain rounds since the draft last ran
@@ -171,10 +172,9 @@ class CostAwareDraftLength:
         caught_up = self.behind > 1  # this round's draft time includes reading the lag
         self._since_draft, self.behind = 0, 0
         self._plain_prompt = False  # the draft has read the prompt now: drafting costs no more
-        if not caught_up:
-            per_k = draft_seconds / self._k
-            self.draft_cost = per_k if self.draft_cost is None else \
-                self.draft_cost + smooth * (per_k - self.draft_cost)
+        if not caught_up:  # the fastest of the last 4 rounds, as ForwardCosts does per size
+            self._draft_costs = self._draft_costs[-3:] + [draft_seconds / self._k]
+            self.draft_cost = min(self._draft_costs)
         # decay old evidence so the estimate follows the text (code drafts better than poetry)
         self.accepted = 0.95 * self.accepted + accepted
         self.rejected = 0.95 * self.rejected + (1 if accepted < drafted else 0)
