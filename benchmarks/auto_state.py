@@ -6,8 +6,8 @@ Builds the method as `anyspec bench` does, runs the bench's warm-up (one 8-token
 and prints the passes each model recorded by size (seconds, in order), the controller's
 acceptance, draft cost and best draft length, the same with the estimates used before commit
 dbf545e, and the estimates of the draft reading a 300-token prompt next to the draft actually
-reading one. Run it a few times: the warm-up's
-first passes are cold, and how far they stray is what the estimates have to survive.
+reading one. Run it a few times: the warm-up's first passes are cold, and how far they stray
+is what the estimates have to survive.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from ..errors import AnyspecError
+from ..models.base import ForwardCosts
 
 
 class FixedDraftLength:
@@ -79,14 +80,19 @@ class CostAwareDraftLength:
         self.probe_every = probe_every
         self.probe_budget = probe_budget
         self.accepted, self.rejected = 1.0, 1.0  # a weak prior: a = 0.5
-        self.draft_cost: float | None = None  # seconds of drafting per unit of k
-        self._draft_costs: list[float] = []  # the last rounds' per-k costs: a cold one is dropped
+        # seconds of drafting per unit of k, kept as a one-size ForwardCosts: a cold round drops
+        self._draft_per_k = ForwardCosts()
         self.overhead = {True: 0.0, False: 0.0}  # seconds outside the models, by k > 0
         self._warmup = [start, 0, start // 2]  # measure a few sizes before trusting the model
         self._since_draft = 0  # plain rounds since the draft last ran
         self._plain_prompt = False  # this prompt is decoded plainly (probes aside)
         self.behind = 0  # target tokens committed that the draft has not read
         self._k = start
+
+    @property
+    def draft_cost(self) -> float | None:
+        """Seconds of drafting per unit of k (None before the draft has run)."""
+        return self._draft_per_k.estimate(1)
 
     @property
     def acceptance(self) -> float:
@@ -172,9 +178,8 @@ class CostAwareDraftLength:
         caught_up = self.behind > 1  # this round's draft time includes reading the lag
         self._since_draft, self.behind = 0, 0
         self._plain_prompt = False  # the draft has read the prompt now: drafting costs no more
-        if not caught_up:  # the fastest of the last 4 rounds, as ForwardCosts does per size
-            self._draft_costs = self._draft_costs[-3:] + [draft_seconds / self._k]
-            self.draft_cost = min(self._draft_costs)
+        if not caught_up:
+            self._draft_per_k.record(1, draft_seconds / self._k)
         # decay old evidence so the estimate follows the text (code drafts better than poetry)
         self.accepted = 0.95 * self.accepted + accepted
         self.rejected = 0.95 * self.rejected + (1 if accepted < drafted else 0)
