@@ -67,4 +67,7 @@ def test_hf_uag_peer_greedy(tmp_path):
     assert uag["token_ids"] == ar["token_ids"] and len(ar["token_ids"]) == 8
     assert uag["stats"]["drafted"] > 0 and uag["stats"]["draft_seconds"] > 0
     assert sum(uag["accept_lengths"]) == uag["stats"]["round_tokens"] == 8
+    # each round read from the hooks: a wrong cache length would still telescope to 8
+    assert all(n >= 1 for n in uag["accept_lengths"]) and min(uag["draft_lengths"]) >= 0
     assert ar["stats"]["rounds"] == 8 and ar["stats"]["drafted"] == 0
+    assert ar["accept_lengths"] == [1] * 8

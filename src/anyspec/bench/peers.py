@@ -41,7 +41,8 @@ class ForwardTimer:
 
     def _before(self, module, args, kwargs):
         ids = kwargs.get("input_ids", args[0] if args else None)
-        cache = kwargs.get("past_key_values")
+        # transformers 5.24 renamed the forward's `past_key_values` keyword to `cache`
+        cache = kwargs.get("past_key_values", kwargs.get("cache"))
         start = cache.get_seq_length() if cache is not None else 0
         self._sync()
         self._pending = (int(ids.shape[1]) if ids is not None else 0, int(start), time.perf_counter())
