@@ -93,3 +93,8 @@ def test_a_missing_model_package_names_the_pip_command(monkeypatch, capsys):
 def test_a_bad_draft_window_stops_serve_and_bench_before_loading(capsys, command):
     status, _, err = _run(capsys, *command, "--draft-window", "0")
     assert status == 2 and "draft window must be at least 1" in err and "Traceback" not in err
+
+
+def test_a_bad_peer_draft_length_stops_bench_before_loading(capsys):
+    status, _, err = _run(capsys, "bench", "--methods", "hf-uag", "--peer-draft-length", "0")
+    assert status == 2 and "draft length must be" in err and "Traceback" not in err

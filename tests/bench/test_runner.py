@@ -134,6 +134,12 @@ def test_with_baselines():
         runner.with_baselines(["nope"])
 
 
+def test_peer_draft_length_is_its_own_or_the_engine_methods():
+    assert runner.peer_draft_length({"draft_length": "auto", "peer_draft_length": "2"}) == "2"
+    assert runner.peer_draft_length({"draft_length": "auto", "peer_draft_length": None}) == "auto"
+    assert runner.peer_draft_length({"draft_length": 4}) == 4  # a run saved before the option
+
+
 def test_bundled_questions_and_selection(tmp_path):
     questions = read_questions()
     assert len(questions) == 480 and len({q.category for q in questions}) == 13

@@ -69,6 +69,9 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
                    help="draft tokens per round, as in anyspec generate: auto (default), "
                         "adaptive or an integer. hf-uag: auto keeps transformers' defaults (up "
                         "to 20, stop below confidence 0.4), adaptive is its +2/-1 heuristic, K drafts K")
+    m.add_argument("--peer-draft-length", default=None, metavar="K",
+                   help="hf-uag's draft length, if not --draft-length's: each tool at its best "
+                        "setting in one run (transformers' is short, e.g. 2, on a slow CPU draft)")
     m.add_argument("--draft-stop-below", type=float, default=None, metavar="P",
                    help="stop drafting below draft probability P (default 0.4 with auto or adaptive, "
                         "except for tokentiming, which stops by --min-confidence)")
@@ -89,7 +92,7 @@ def settings_from(args) -> dict:
     """Everything that defines what a run measures; saved in config.json, checked on --resume."""
     keys = ("target", "draft", "target_backend", "draft_backend", "device", "n_ctx",
             "max_new_tokens", "temperature", "top_k", "top_p", "seed", "draft_length",
-            "draft_stop_below", "sampled_drafting", "dtw_band", "min_confidence", "draft_window",
+            "peer_draft_length", "draft_stop_below", "sampled_drafting", "dtw_band", "min_confidence", "draft_window",
             "tree", "prompts", "sample_timeout")
     s = {k: getattr(args, k) for k in keys}
     s["prompts"] = str(Path(args.prompts).resolve()) if args.prompts else None
@@ -125,6 +128,8 @@ def cmd_bench(args) -> int:
     # check cheap things before minutes of model loading
     SamplingParams(args.temperature, args.top_k, args.top_p, args.seed)
     make_controller(args.draft_length)
+    if args.peer_draft_length is not None:
+        make_controller(args.peer_draft_length)
     check_draft_window(args.draft_window)
     check_tree_budget(args.tree)
     if args.max_new_tokens < 1:

@@ -36,7 +36,7 @@ WARM_UP_PROMPT = "The history of the printing press"
 # settings that must match for --resume to append to a run
 RESUME_KEYS = ("target", "draft", "target_backend", "draft_backend", "device", "n_ctx",
                "max_new_tokens", "temperature", "top_k", "top_p", "seed", "draft_length",
-               "draft_stop_below", "sampled_drafting", "dtw_band", "min_confidence", "draft_window",
+               "peer_draft_length", "draft_stop_below", "sampled_drafting", "dtw_band", "min_confidence", "draft_window",
                "tree", "prompts")
 
 
@@ -162,10 +162,15 @@ def build_methods(names: list[str], s: dict) -> tuple[dict[str, Method], dict[st
         models["hf target"] = hf_target.describe()
         if hf_draft is not None:
             models["hf draft"] = hf_draft.describe()
-        peer = HFPeer(hf_target, hf_draft, s["draft_length"], s["draft_stop_below"])
+        peer = HFPeer(hf_target, hf_draft, peer_draft_length(s), s["draft_stop_below"])
         for m in peers:
             methods[m] = peer_method(m, peer)
     return methods, not_applicable, models
+
+
+def peer_draft_length(settings: dict) -> str | int:
+    """hf-uag's draft length: its own if given, else the engine methods'."""
+    return settings.get("peer_draft_length") or settings["draft_length"]
 
 
 def sample_seed(base: int | None, question: Question, turn: int) -> int:
