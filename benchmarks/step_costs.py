@@ -7,7 +7,7 @@ Each line is timed right after a fresh SmolLM2 pass on llama.cpp (caches cold), 
 - the step as `draft_chain` does it: mask the end tokens, argmax, check the top is finite;
   and as it did before commit 6a20c5f (numpy wrappers, fancy indexing, the shift by the top);
 - the same plus `top_probability` (the confidence `tokentiming` reads), with numpy and with
-  torch's exp instead;
+  torch's exp instead (whole, and in chunks below its parallel grain, so no thread wakes);
 - numpy's float32 exp over the row, warm;
 - copying a Gemma 3 logits row (262k) out of llama.cpp's buffer right after its pass, as the
   backend has just done (so the row is as warm as the backend leaves it).
@@ -57,6 +57,15 @@ def torch_top_probability(row: np.ndarray, token: int) -> float:
     return float(t[token]) / float(t.sum())
 
 
+def torch_serial_top_probability(row: np.ndarray, token: int) -> float:
+    """torch's vectorised exp in chunks below its parallel grain (32768), so no OpenMP
+    thread is woken; the sum by numpy, which never threads."""
+    t = torch.from_numpy(row)
+    t[:24576].exp_()
+    t[24576:].exp_()
+    return float(row[token]) / float(row.sum())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=80)
@@ -75,6 +84,8 @@ def main() -> None:
             lambda row: top_probability(row, greedy_step(row, banned)),
         "the same + torch exp_ and sum":
             lambda row: torch_top_probability(row, greedy_step(row, banned)),
+        "the same + torch exp_ in chunks below its parallel grain":
+            lambda row: torch_serial_top_probability(row, greedy_step(row, banned)),
     }
     seconds = {name: [] for name in steps}
     warm_exp, copies = [], []
