@@ -92,8 +92,8 @@ def settings_from(args) -> dict:
     """Everything that defines what a run measures; saved in config.json, checked on --resume."""
     keys = ("target", "draft", "target_backend", "draft_backend", "device", "n_ctx",
             "max_new_tokens", "temperature", "top_k", "top_p", "seed", "draft_length",
-            "peer_draft_length", "draft_stop_below", "sampled_drafting", "dtw_band", "min_confidence", "draft_window",
-            "tree", "prompts", "sample_timeout")
+            "peer_draft_length", "draft_stop_below", "sampled_drafting", "dtw_band",
+            "min_confidence", "draft_window", "tree", "prompts", "sample_timeout")
     s = {k: getattr(args, k) for k in keys}
     s["prompts"] = str(Path(args.prompts).resolve()) if args.prompts else None
     return s

@@ -65,7 +65,8 @@ def build_report(config: dict, rows: list[dict], baseline_of: dict[str, str]) ->
             f"- sampling: temperature {s['temperature']}, top-k {s['top_k']}, top-p {s['top_p']}, "
             f"seed {s['seed']}; max new tokens {s['max_new_tokens']}; draft length "
             f"{s['draft_length']}, stop below {stop}"
-            + (f"; hf-uag draft length {s['peer_draft_length']}" if s.get("peer_draft_length") else ""),
+            + (f"; hf-uag draft length {s['peer_draft_length']}"
+               if s.get("peer_draft_length") else ""),
             f"- prompts: {s['prompts'] or 'Spec-Bench (bundled)'}, {config.get('questions', '?')} "
             f"questions; {len(rows)} samples recorded, {len(metrics.ok_rows(rows))} finished",
             f"- machine: {json.dumps(config.get('machine', {}))}", f"- started {config.get('started')}", ""]

@@ -36,8 +36,8 @@ WARM_UP_PROMPT = "The history of the printing press"
 # settings that must match for --resume to append to a run
 RESUME_KEYS = ("target", "draft", "target_backend", "draft_backend", "device", "n_ctx",
                "max_new_tokens", "temperature", "top_k", "top_p", "seed", "draft_length",
-               "peer_draft_length", "draft_stop_below", "sampled_drafting", "dtw_band", "min_confidence", "draft_window",
-               "tree", "prompts")
+               "peer_draft_length", "draft_stop_below", "sampled_drafting", "dtw_band",
+               "min_confidence", "draft_window", "tree", "prompts")
 
 
 class SampleTimeout(Exception):
