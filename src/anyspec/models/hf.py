@@ -9,6 +9,7 @@ included, keeps all positions, so the cache can be cropped back to any length.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import shutil
 import sys
@@ -151,6 +152,10 @@ class HFModel(LanguageModel):
         width = self._model.get_output_embeddings().weight.shape[0]
         self.tokenizer = HFTokenizer(tok, width, self._model.generation_config)
         self._cache = transformers.DynamicCache()  # no config: full layers, croppable
+        # transformers 5.24 renamed forward's `past_key_values` to `cache` (the old name goes
+        # in 5.40); earlier 5.x releases know only the old one
+        forward_parameters = inspect.signature(self._model.forward).parameters
+        self._cache_keyword = "cache" if "cache" in forward_parameters else "past_key_values"
 
     def _forward(self, ids: Sequence[int], start: int, n_logits: int) -> np.ndarray:
         torch = self._torch
@@ -162,7 +167,7 @@ class HFModel(LanguageModel):
             pos = torch.arange(start, start + len(ids), device=self.device)
             try:
                 out = self._model(input_ids=input_ids, position_ids=pos[None], cache_position=pos,
-                                  past_key_values=self._cache, use_cache=True,
+                                  **{self._cache_keyword: self._cache}, use_cache=True,
                                   logits_to_keep=n_logits)  # skip unneeded output-layer rows
             except BaseException:  # stopped midway, some layers may hold the new ids: start over
                 self._cache = type(self._cache)()
@@ -226,7 +231,7 @@ class HFModel(LanguageModel):
                 out = self._model(input_ids=input_ids, position_ids=position_ids,
                                   attention_mask=attention_mask,
                                   cache_position=torch.arange(start, start + n, device=self.device),
-                                  past_key_values=self._cache, use_cache=True,
+                                  **{self._cache_keyword: self._cache}, use_cache=True,
                                   logits_to_keep=n_logits)
             except BaseException:
                 self._cache = type(self._cache)()
