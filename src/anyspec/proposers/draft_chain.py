@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import AnyspecError
+from ..fast_exp import exp_sum
 from ..models.base import LanguageModel
 from ..sampling import SamplingParams, sample, target_probs
 from . import Proposal
@@ -92,16 +93,8 @@ def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: Sa
 
 
 def top_probability(row: np.ndarray, token: int) -> float:
-    """softmax(row)[token] for the row's maximum `token`, in float32, overwriting row.
-
-    With |max| < 60, exp(max) lies in 1e-26..1e26: it cannot underflow, and no vocabulary's
-    row of exps can overflow float32 when summed. Then the shift by the maximum is skipped,
-    one pass over the row fewer, which counts with the caches cold after a forward pass."""
-    top = float(row[token])
-    if abs(top) >= 60.0:
-        row -= top
-    np.exp(row, out=row)
-    return float(row[token]) / float(row.sum())  # <= 1: the sum holds row[token]
+    """softmax(row)[token] for the row's maximum `token`, overwriting row."""
+    return 1.0 / exp_sum(row, float(row[token]))  # exp(0) = 1 over a sum >= 1
 
 
 class DraftChainProposer:

@@ -1,0 +1,51 @@
+"""exp over a float32 row in place, and its sum: the one softmax pass every sampled or
+confidence-reading step pays for.
+
+numpy's float32 exp is scalar on AVX2 machines (1.6 ns a value on the AMD EPYC of
+docs/environment.md: 76 us for SmolLM2's 49k logits, 420 us for Gemma's 262k). ggml's
+`ggml_vec_soft_max_f32`, the loop llama.cpp's own softmax runs, is vectorised (0.6 ns a
+value, within 2e-6 of the exact exp), and llama-cpp-python, a dependency, ships it. It is not in ggml's public header, so it
+is looked up by name, with its C signature written down here, and numpy stays the fallback
+wherever the library or the symbol is missing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+
+def exp_sum(row: np.ndarray, shift: float) -> float:
+    """row <- exp(row - shift), in place; returns the sum of the new row in float64.
+
+    shift should be the row's maximum, so nothing overflows; -inf entries become 0."""
+    ggml = _ggml_soft_max()
+    if ggml is not None and row.dtype == np.float32 and row.ndim == 1 and row.flags.c_contiguous:
+        address = row.__array_interface__["data"][0]
+        return ggml(row.size, address, address, shift)
+    row -= row.dtype.type(shift)
+    np.exp(row, out=row)
+    return float(row.sum(dtype=np.float64))
+
+
+@functools.cache
+def _ggml_soft_max() -> Callable[[int, int, int, float], float] | None:
+    """ggml_float ggml_vec_soft_max_f32(const int n, float * y, const float * x, float max):
+    y[i] = expf(x[i] - max), returns the sum (ggml_float is double). None if not found."""
+    try:
+        import llama_cpp
+    except ImportError:
+        return None
+    for path in sorted(Path(llama_cpp.__file__).parent.glob("lib/*ggml-cpu*")):
+        try:
+            fn = ctypes.CDLL(str(path)).ggml_vec_soft_max_f32
+        except (OSError, AttributeError):
+            continue
+        fn.restype = ctypes.c_double
+        fn.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_float]
+        return fn
+    return None

@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+
+from anyspec import fast_exp
+from anyspec.fast_exp import exp_sum
+
+
+def test_the_pinned_llama_cpp_ships_ggmls_vectorised_softmax():
+    """The fast path is not silently lost: llama-cpp-python==0.3.36 exports the symbol."""
+    assert fast_exp._ggml_soft_max() is not None
+
+
+@pytest.mark.parametrize("path", ["ggml", "numpy"])
+@pytest.mark.parametrize("width", [5, 13, 49152, 262147])  # tails past the 8-wide loop
+def test_exp_sum_is_exp_in_place_and_its_float64_sum(path, width, monkeypatch):
+    if path == "numpy":
+        monkeypatch.setattr(fast_exp, "_ggml_soft_max", lambda: None)
+    rng = np.random.default_rng(width)
+    row = rng.normal(0.0, 5.0, width).astype(np.float32)
+    row[rng.integers(width, size=3)] = -np.inf  # masked tokens become 0
+    row[0] = row.max() - 200.0  # underflows to 0
+    shift = float(row.max())
+    exact = np.exp(row.astype(np.float64) - shift)
+    total = exp_sum(row, shift)
+    assert total == pytest.approx(exact.sum(), rel=1e-6)
+    np.testing.assert_allclose(row, exact, rtol=5e-6, atol=1e-30)  # ggml's expf: 2e-6
+
+
+def test_rows_the_c_loop_cannot_take_go_through_numpy():
+    """float64 and strided rows are not what the C signature reads: numpy handles them."""
+    row = np.array([0.0, -1.0, -2.0, 1.0], dtype=np.float64)
+    assert exp_sum(row, 1.0) == pytest.approx(np.exp([-1.0, -2.0, -3.0, 0.0]).sum())
+    strided = np.array([0.0, 9.0, -1.0, 9.0, 1.0, 9.0], dtype=np.float32)[::2]
+    assert exp_sum(strided, 1.0) == pytest.approx(np.exp([-1.0, -2.0, 0.0]).sum(), rel=1e-6)
