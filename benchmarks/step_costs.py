@@ -6,9 +6,10 @@ Each line is timed right after a fresh SmolLM2 pass on llama.cpp (caches cold), 
 `repeats`, except the warm line, which repeats the call on a row it has just touched:
 - the step as `draft_chain` does it: mask the end tokens, argmax, check the top is finite;
   and as it did before commit 6a20c5f (numpy wrappers, fancy indexing, the shift by the top);
-- the same plus `top_probability` (the confidence `tokentiming` reads), with numpy and with
-  torch's exp instead (whole, and in chunks below its parallel grain, so no thread wakes);
-- numpy's float32 exp over the row, warm;
+- the same plus `top_probability` (the confidence `tokentiming` reads): as it is now, on
+  ggml's vectorised exp (fast_exp.py); with numpy's exp, as before commit 0a8c6ea; and with
+  torch's exp (whole, and in chunks below its parallel grain, so no thread wakes);
+- numpy's float32 exp over the row, warm, and ggml's (`fast_exp.exp_sum`);
 - copying a Gemma 3 logits row (262k) out of llama.cpp's buffer right after its pass, as the
   backend has just done (so the row is as warm as the backend leaves it).
 """
@@ -23,6 +24,7 @@ import time
 import numpy as np
 import torch
 
+from anyspec.fast_exp import exp_sum
 from anyspec.models.registry import load_model
 from anyspec.proposers.draft_chain import top_probability
 
@@ -49,6 +51,15 @@ def old_top_probability(row: np.ndarray, token: int) -> float:
     row -= row[token]
     np.exp(row, out=row)
     return 1.0 / float(row.sum())
+
+
+def numpy_top_probability(row: np.ndarray, token: int) -> float:
+    """top_probability before commit 0a8c6ea: numpy's exp, unshifted where |max| < 60."""
+    top = float(row[token])
+    if abs(top) >= 60.0:
+        row -= top
+    np.exp(row, out=row)
+    return float(row[token]) / float(row.sum())
 
 
 def torch_top_probability(row: np.ndarray, token: int) -> float:
@@ -80,15 +91,17 @@ def main() -> None:
         "before 6a20c5f: the same + the shifted softmax":
             lambda row: old_top_probability(row, old_greedy_step(row, old_banned)),
         "mask, argmax, finite check": lambda row: greedy_step(row, banned),
-        "the same + top_probability (numpy)":
+        "the same + top_probability (ggml's exp)":
             lambda row: top_probability(row, greedy_step(row, banned)),
+        "the same + numpy's exp (before 0a8c6ea)":
+            lambda row: numpy_top_probability(row, greedy_step(row, banned)),
         "the same + torch exp_ and sum":
             lambda row: torch_top_probability(row, greedy_step(row, banned)),
         "the same + torch exp_ in chunks below its parallel grain":
             lambda row: torch_serial_top_probability(row, greedy_step(row, banned)),
     }
     seconds = {name: [] for name in steps}
-    warm_exp, copies = [], []
+    warm_exp, warm_ggml, copies = [], [], []
     draft_ids, target_ids = draft.tokenizer.encode(TEXT), target.tokenizer.encode(TEXT)
     for rep in range(args.repeats):
         for name, step in steps.items():
@@ -107,6 +120,9 @@ def main() -> None:
         began = time.perf_counter()
         np.exp(row, out=row)
         warm_exp.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        exp_sum(row, 0.0)
+        warm_ggml.append(time.perf_counter() - began)
 
     def us(values: list[float]) -> str:
         return f"{1e6 * statistics.median(values):.0f} us"
@@ -115,6 +131,7 @@ def main() -> None:
     for name, values in seconds.items():
         print(f"| {name}, after a SmolLM2 pass | {us(values)} |")
     print(f"| numpy float32 exp over {draft.vocab_size} logits, warm | {us(warm_exp)} |")
+    print(f"| ggml's exp and sum over {draft.vocab_size} logits, warm | {us(warm_ggml)} |")
     print(f"| copy one Gemma logits row out of llama.cpp, right after its pass | {us(copies)} |")
 
 if __name__ == "__main__":

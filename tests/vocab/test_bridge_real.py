@@ -8,8 +8,8 @@ import pytest
 
 from anyspec.errors import AnyspecError
 from anyspec.proposers import make_proposer
-from anyspec.vocab import (DraftText, incomplete_utf8_tail, reencode_continuation,
-                           shared_token_map, space_words)
+from anyspec.vocab import (DraftText, incomplete_utf8_tail, per_tokenizer,
+                           reencode_continuation, shared_token_map, space_words)
 from synthetic import ToyModel, ToyTokenizer
 
 pytestmark = pytest.mark.slow
@@ -48,15 +48,19 @@ def test_a_literal_sentencepiece_space_marker_reads_as_a_space(gemma_llamacpp, s
     assert smollm.decode_bytes(smollm.encode(text, add_special=False)) == text.encode()
 
 
-@pytest.mark.parametrize("text", ADVERSARIAL)
-def test_reencoding_after_a_canonical_prefix_gives_the_canonical_rest(gemma_llamacpp, text):
+@pytest.mark.parametrize("shortcut", [False, True], ids=["encode", "whole-word shortcut"])
+@pytest.mark.parametrize("text", ADVERSARIAL + ["The results of the experiment were clear"])
+def test_reencoding_after_a_canonical_prefix_gives_the_canonical_rest(gemma_llamacpp, text,
+                                                                       shortcut):
     """Committed = the first j target tokens of the text; the new bytes are the rest. The proxy
     tokens must be exactly the tokenizer's own tokens for the rest of the text."""
     tok = gemma_llamacpp.tokenizer
+    words = per_tokenizer(tok, space_words) if shortcut else None
     ids = tok.encode(text, add_special=False)
     for j in range(len(ids)):
         rest = text.encode()[len(tok.decode_bytes(ids[:j])):]
-        assert reencode_continuation(tok, ids[:j], rest) == ids[j:], (j, tok.decode(ids[:j]))
+        assert reencode_continuation(tok, ids[:j], rest, words=words) == ids[j:], \
+            (j, tok.decode(ids[:j]))
 
 
 @pytest.mark.parametrize("text", ADVERSARIAL)
@@ -107,21 +111,52 @@ def test_draft_text_follows_committed_text_in_uneven_pieces(smollm_llamacpp, tex
     assert draft_text.covered == len(data)
 
 
-def test_whole_words_are_the_tokens_the_tokenizer_gives(smollm_llamacpp):
-    """The shortcut's table agrees with the tokenizer on words it was not probed with, after
-    any non-space; and whole words synced one at a time give the ids encoding all at once."""
-    tok = smollm_llamacpp.tokenizer
+@pytest.mark.parametrize("which", ["gemma", "smollm"])
+def test_whole_words_are_spelt_as_the_tokenizer_spells_them(which, gemma_llamacpp,
+                                                           smollm_llamacpp):
+    """SpaceWords gives the tokenizer's own ids for runs of words after any non-space, words
+    it was never built from included, and declines text that is not whole words after a
+    non-space; whole words synced one at a time give the ids encoding all at once."""
+    tok = (gemma_llamacpp if which == "gemma" else smollm_llamacpp).tokenizer
     words = space_words(tok)
-    assert words and all(w.startswith(b" ") for w in words)
-    for word, token in list(words.items())[7::997]:
-        for before in ("x", "9", ")", "ü"):
-            assert tok.encode(before + word.decode(), add_special=False)[-1] == token
+    assert words is not None and all(w.startswith(b" ") for w in words.tokens)
+    pool = list(words.tokens)[7::499]
+    rng = np.random.default_rng(7)
+    n_spelt = 0
+    for before in ["x", "9", ")", "ü", "中", "-"] * 8:
+        run = b"".join(pool[i] for i in rng.integers(len(pool), size=3))
+        spelt = words.spell(before.encode()[-1:], run)
+        whole = tok.encode(before + run.decode(), add_special=False)
+        if spelt is not None:
+            n_spelt += 1
+            assert whole[len(whole) - len(spelt):] == spelt, (before, run)
+            assert tok.decode_bytes(whole[:len(whole) - len(spelt)]) == before.encode()
+    assert n_spelt > 24  # most runs are whole words the vocabulary holds
+    for before, text in [(b"\n", b" the"), (b" ", b" the"), (b"", b" the"), (b"a", b"the"),
+                         (b"a", b"  the"), (b"a", b" the,"), (b"a", b" the\n"), (b"a", b" ")]:
+        assert words.spell(before, text) is None, (before, text)
     text = "The results of the experiment were clear"
     draft_text = DraftText(tok, b"The", words=words)
     data = text.encode()
     for end in [i for i in range(4, len(data)) if data[i:i + 1] == b" "] + [len(data)]:
         draft_text.sync(data[:end])
     assert draft_text.ids == tok.encode(text)
+
+
+def test_no_shortcut_for_a_vocabulary_whose_tokens_span_words():
+    """A token holding "a b" could merge across a word boundary: spelling word by word would
+    not be the tokenizer's split, so there is no SpaceWords. "> </" cannot span one."""
+    class Vocabulary:
+        def __init__(self, pieces):
+            self.table = [p.encode() for p in pieces]
+
+        def bytes_table(self):
+            return self.table
+
+    assert space_words(Vocabulary(["a", "b", " b", "> </"])) is not None
+    assert space_words(Vocabulary(["a", "b", " b", "a b"])) is None
+    assert space_words(Vocabulary(["a", "b", " b", "a "])) is None
+    assert space_words(Vocabulary(["a", "b", "ab"])) is None  # no whole words to spell
 
 
 def test_shared_tokens_have_identical_bytes(gemma_llamacpp, smollm_llamacpp):

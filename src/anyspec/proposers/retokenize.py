@@ -25,7 +25,7 @@ from ..align import dtw_align, target_to_draft
 from ..models.base import LanguageModel
 from ..sampling import SamplingParams
 from ..verify.tree import children_of
-from ..vocab import DraftText, per_tokenizer, reencode_continuation, space_words
+from ..vocab import DraftText, SpaceWords, per_tokenizer, reencode_continuation, space_words
 from . import Proposal
 from .draft_chain import draft_chain
 from .tree import DraftTree, TreeDrafting, confirmed_branch
@@ -85,6 +85,7 @@ class RetokenizingProposer:
         self.side = DraftSide(draft, target, draft_window)
         self.draft = draft
         self.target_tokenizer = target.tokenizer
+        self.target_words = per_tokenizer(target.tokenizer, space_words)
         self.sampled_drafting = sampled_drafting
         self.stop_below = stop_below
         self.band = band
@@ -112,7 +113,8 @@ class RetokenizingProposer:
         drafted = self.draft.tokenizer.decode_bytes(run.tokens)
         if not drafted.startswith(pending):  # the draft did not finish the pending character
             return Proposal()
-        proxies = reencode_continuation(self.target_tokenizer, committed, drafted[len(pending):])
+        proxies = reencode_continuation(self.target_tokenizer, committed, drafted[len(pending):],
+                                        words=self.target_words)
         if self.min_confidence > 0 and proxies:
             proxies = proxies[:self._confident_prefix(run.tokens, run.confidence, proxies)]
         return Proposal(proxies)
@@ -124,7 +126,7 @@ class RetokenizingProposer:
                                  rng, self.side.banned, taken=self.side.confirmed)
         self.side.last_drafted, self.side.confirmed = tree, []
         tokens, parents = proxy_tree(tree, self.draft.tokenizer, self.target_tokenizer,
-                                     committed, pending, depth)
+                                     committed, pending, depth, self.target_words)
         return Proposal(tokens, parents=parents)  # point masses: no draft_probs
 
     def _confident_prefix(self, drafted: list[int], confidence: list[float],
@@ -151,7 +153,8 @@ class RetokenizingProposer:
 
 
 def proxy_tree(tree: DraftTree, draft_tokenizer, target_tokenizer, committed: Sequence[int],
-               pending: bytes, max_depth: int) -> tuple[list[int], list[int]]:
+               pending: bytes, max_depth: int,
+               target_words: SpaceWords | None = None) -> tuple[list[int], list[int]]:
     """A draft tree as a tree of target tokens: (tokens, parents), parents first.
 
     Each leaf's branch of draft text is re-tokenized after the committed ids (the first
@@ -174,7 +177,8 @@ def proxy_tree(tree: DraftTree, draft_tokenizer, target_tokenizer, committed: Se
             continue
         node = -1
         new = text[len(pending):]
-        for token in reencode_continuation(target_tokenizer, committed, new)[:max_depth]:
+        for token in reencode_continuation(target_tokenizer, committed, new,
+                                           words=target_words)[:max_depth]:
             if (node, token) not in node_of:
                 node_of[node, token] = len(tokens)
                 tokens.append(token)

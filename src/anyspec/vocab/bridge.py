@@ -10,10 +10,12 @@ markers of SentencePiece and byte-level BPE are already gone.
 - `DraftText`: the draft's ids for (a prefix of) the committed text, kept in step after every
   round with the smallest re-encoding that is correct.
 - `shared_token_map`: draft id -> target id with the same bytes (TLI's vocabulary intersection).
+- `SpaceWords`: text made of whole words, spelt one token per word without a tokenizer call.
 """
 
 from __future__ import annotations
 
+import re
 import weakref
 from typing import Callable, Sequence
 
@@ -38,7 +40,7 @@ def _decodes(data: bytes) -> str | None:
 
 
 def reencode_continuation(tokenizer, committed: Sequence[int], new: bytes,
-                          window: int = 4) -> list[int]:
+                          window: int = 4, words: SpaceWords | None = None) -> list[int]:
     """Target ids that continue `committed` with the bytes `new`.
 
     Encodes the last `window` committed tokens' text together with `new` and keeps what comes
@@ -46,11 +48,16 @@ def reencode_continuation(tokenizer, committed: Sequence[int], new: bytes,
     the new text would change how committed text is tokenized (the window's ids do not come
     back unchanged), falls back to encoding `new` alone: still the right text, just not the
     canonical split. An unfinished UTF-8 character at the end of `new` is left out.
+    words: the tokenizer's `space_words`, which spell whole words with no tokenizer call.
     """
     table = tokenizer.bytes_table()
     new = new[:len(new) - incomplete_utf8_tail(new)]
     if not new:
         return []
+    if words is not None and committed:
+        spelt = words.spell(table[committed[-1]][-1:], new)
+        if spelt is not None:
+            return spelt
     start = len(committed)
     while start > 0 and len(committed) - start < window and table[committed[start - 1]]:
         start -= 1  # control tokens (BOS, turn markers) have no text: the window stops there
@@ -83,14 +90,11 @@ class DraftText:
     """
 
     def __init__(self, tokenizer, prompt: bytes, lookbehind: int = 4,
-                 words: dict[bytes, int] | None = None, window: int | None = None) -> None:
+                 words: SpaceWords | None = None, window: int | None = None) -> None:
         self.tokenizer = tokenizer
         self.table = tokenizer.bytes_table()
         self.lookbehind = lookbehind
-        # " word" -> its one token, for tokenizers whose pre-tokenizer starts a new piece at a
-        # space after a non-space (byte-level BPE): such text is that token whatever precedes
-        # it, and a tokenizer call costs ~200 us right after a forward pass (cold caches)
-        self.words = words
+        self.words = words  # whole words without a tokenizer call (the usual remainder)
         complete = prompt[:len(prompt) - incomplete_utf8_tail(prompt)]
         ids = tokenizer.encode(complete.decode("utf-8"), add_special=True)
         self.start = 0
@@ -117,9 +121,9 @@ class DraftText:
             pos += len(b)
         rest = text[pos:]
         end = pos + len(rest) - incomplete_utf8_tail(rest)
-        word = self._whole_word(text, pos, end)
-        if word is not None:
-            self.ids.append(word)
+        spelt = self.words.spell(text[pos - 1:pos], bytes(text[pos:end])) if self.words else None
+        if spelt is not None:
+            self.ids.extend(spelt)
             pos = end
         if end > pos:
             n_back = 0  # never past a control token (BOS, turn markers): it has no text
@@ -139,16 +143,6 @@ class DraftText:
             pos = end
         self.covered = pos
 
-    def _whole_word(self, text: bytes, pos: int, end: int) -> int | None:
-        """The token for text[pos:end] when it is a space and ASCII letters, follows a
-        non-space, and is one token of the vocabulary; else None."""
-        if self.words is None or end - pos < 2 or pos == 0 or text[pos] != 0x20:
-            return None
-        word = bytes(text[pos:end])
-        if not (word[1:].isalpha() and word.isascii()) or text[pos - 1:pos].isspace():
-            return None
-        return self.words.get(word)
-
     def pending(self, text: bytes) -> bytes:
         """Committed bytes not yet covered by draft ids (at most an unfinished character)."""
         return text[self.covered:]
@@ -166,26 +160,58 @@ def per_tokenizer(tokenizer, build: Callable):
     return built[build]
 
 
-def space_words(tokenizer, probes: int = 256) -> dict[bytes, int] | None:
-    """Each token spelt as a space and ASCII letters -> its id, if the tokenizer always gives
-    that token for that text after a non-space (byte-level BPE's pre-tokenizer starts a piece
-    there); None if a probe finds otherwise. A spread sample of the words is probed after a
-    letter, a digit, punctuation and a non-ASCII character."""
+# a token holding a non-space, then a space that a letter or the token's end follows: it could
+# span the boundary between two of SpaceWords' pieces ("a▁the", "e "); "> </" could not
+_SPANS_A_WORD_BOUNDARY = re.compile(rb"[^\s] (?:[A-Za-z]|$)")
+_WORDS = re.compile(rb"(?: [A-Za-z]+)+")
+
+
+class SpaceWords:
+    """Text made of whole words (a space and ASCII letters each) after a non-space, spelt as
+    one token per word without calling the tokenizer: a call costs ~200 us right after a
+    forward pass (cold caches), and such text is most of what a draft writes.
+
+    Exact, not a guess: `space_words` builds one only for a vocabulary where no token could
+    span the boundary before a word, so BPE, SentencePiece and Unigram all split such text word
+    by word; and each word is checked with the tokenizer, after a letter, the first time it is
+    spelt (a vocabulary can hold a word its merges never reach).
+    """
+
+    def __init__(self, tokenizer, tokens: dict[bytes, int]) -> None:
+        self.tokenizer = tokenizer
+        self.tokens = tokens  # " word" -> its id, not yet checked
+        self.checked: dict[bytes, bool] = {}
+
+    def spell(self, before: bytes, text: bytes) -> list[int] | None:
+        """The tokenizer's ids for `text` following the byte `before`, or None when `text` is
+        not whole words after a non-space, or holds a word that is not one token."""
+        if not before or before.isspace() or not _WORDS.fullmatch(text):
+            return None
+        ids = []
+        for piece in text.split(b" ")[1:]:
+            word = b" " + piece
+            token = self.tokens.get(word)
+            if token is None or not self._encodes_alone(word, token):
+                return None
+            ids.append(token)
+        return ids
+
+    def _encodes_alone(self, word: bytes, token: int) -> bool:
+        ok = self.checked.get(word)
+        if ok is None:
+            ok = self.tokenizer.encode("a" + word.decode(), add_special=False)[-1:] == [token]
+            self.checked[word] = ok
+        return ok
+
+
+def space_words(tokenizer) -> SpaceWords | None:
+    """The tokenizer's SpaceWords, or None if a token could span a word boundary or no token
+    is a whole word. Build it through `per_tokenizer`: it scans the vocabulary."""
     table = tokenizer.bytes_table()
-    words = {b: i for i, b in enumerate(table)
-             if len(b) > 1 and b[0] == 0x20 and b.isascii() and b[1:].isalpha()}
-    if not words:
+    if any(_SPANS_A_WORD_BOUNDARY.search(b) for b in table):
         return None
-    sample = list(words.items())[::max(1, len(words) // probes)]
-    for word, token in sample:
-        for before in ("a", "7", ".", "é"):
-            try:
-                ids = tokenizer.encode(before + word.decode(), add_special=False)
-            except Exception:  # a tokenizer that cannot spell a probe gets no shortcut
-                return None
-            if ids[-1:] != [token]:
-                return None
-    return words
+    tokens = {b: i for i, b in enumerate(table) if _WORDS.fullmatch(b) and b.count(b" ") == 1}
+    return SpaceWords(tokenizer, tokens) if tokens else None
 
 
 def ids_by_bytes(tokenizer) -> dict[bytes, int]:
