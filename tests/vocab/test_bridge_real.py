@@ -49,18 +49,19 @@ def test_a_literal_sentencepiece_space_marker_reads_as_a_space(gemma_llamacpp, s
 
 
 @pytest.mark.parametrize("shortcut", [False, True], ids=["encode", "whole-word shortcut"])
-@pytest.mark.parametrize("text", ADVERSARIAL + ["The results of the experiment were clear"])
+@pytest.mark.parametrize("text", ADVERSARIAL + ["The results of the experiment were clear."])
 def test_reencoding_after_a_canonical_prefix_gives_the_canonical_rest(gemma_llamacpp, text,
                                                                        shortcut):
     """Committed = the first j target tokens of the text; the new bytes are the rest. The proxy
     tokens must be exactly the tokenizer's own tokens for the rest of the text."""
     tok = gemma_llamacpp.tokenizer
-    words = per_tokenizer(tok, space_words) if shortcut else None
+    words = space_words(tok) if shortcut else None  # a fresh one: the first pass teaches it
     ids = tok.encode(text, add_special=False)
-    for j in range(len(ids)):
-        rest = text.encode()[len(tok.decode_bytes(ids[:j])):]
-        assert reencode_continuation(tok, ids[:j], rest, words=words) == ids[j:], \
-            (j, tok.decode(ids[:j]))
+    for _ in range(2 if shortcut else 1):
+        for j in range(len(ids)):
+            rest = text.encode()[len(tok.decode_bytes(ids[:j])):]
+            assert reencode_continuation(tok, ids[:j], rest, words=words) == ids[j:], \
+                (j, tok.decode(ids[:j]))
 
 
 @pytest.mark.parametrize("text", ADVERSARIAL)
@@ -111,41 +112,53 @@ def test_draft_text_follows_committed_text_in_uneven_pieces(smollm_llamacpp, tex
     assert draft_text.covered == len(data)
 
 
-@pytest.mark.parametrize("which", ["gemma", "smollm"])
-def test_whole_words_are_spelt_as_the_tokenizer_spells_them(which, gemma_llamacpp,
-                                                           smollm_llamacpp):
-    """SpaceWords gives the tokenizer's own ids for runs of words after any non-space, words
-    it was never built from included, and declines text that is not whole words after a
+def _ids_after(tok, before: str, text: str) -> list[int]:
+    """The tokenizer's ids for `text` where it follows `before` (asserting they split there)."""
+    whole = tok.encode(before + text, add_special=False)
+    for cut in range(len(whole) + 1):
+        if tok.decode_bytes(whole[:cut]) == before.encode():
+            return whole[cut:]
+    raise AssertionError(f"no token boundary between {before!r} and {text!r}")
+
+
+def test_whole_words_and_learned_pieces_are_spelt_as_the_tokenizer_spells_them(tokenizer):
+    """SpaceWords gives the tokenizer's own ids for runs of one-token words after any
+    non-space, words it was never checked on included, and for pieces it learned from the
+    tokenizer's output elsewhere; it declines text that is not space-led pieces after a
     non-space; whole words synced one at a time give the ids encoding all at once."""
-    tok = (gemma_llamacpp if which == "gemma" else smollm_llamacpp).tokenizer
-    words = space_words(tok)
-    assert words is not None and all(w.startswith(b" ") for w in words.tokens)
-    pool = list(words.tokens)[7::499]
+    words = space_words(tokenizer)
+    assert words is not None and all(w.startswith(b" ") for w in words.words)
+    pool = list(words.words)[7::499]
     rng = np.random.default_rng(7)
     n_spelt = 0
     for before in ["x", "9", ")", "ü", "中", "-"] * 8:
         run = b"".join(pool[i] for i in rng.integers(len(pool), size=3))
-        spelt = words.spell(before.encode()[-1:], run)
-        whole = tok.encode(before + run.decode(), add_special=False)
+        spelt = words.spell(before.encode(), run)
         if spelt is not None:
             n_spelt += 1
-            assert whole[len(whole) - len(spelt):] == spelt, (before, run)
-            assert tok.decode_bytes(whole[:len(whole) - len(spelt)]) == before.encode()
+            assert spelt == _ids_after(tokenizer, before, run.decode()), (before, run)
     assert n_spelt > 24  # most runs are whole words the vocabulary holds
-    for before, text in [(b"\n", b" the"), (b" ", b" the"), (b"", b" the"), (b"a", b"the"),
-                         (b"a", b"  the"), (b"a", b" the,"), (b"a", b" the\n"), (b"a", b" ")]:
-        assert words.spell(before, text) is None, (before, text)
+    for before, text in [(b"a\n", b" the"), (b"a ", b" the"), (b"", b" the"), (b"a", b"the"),
+                         (b"a", b"  the"), (b"a", b" the\n"), (b"a", b" "), (b"a", b" the,")]:
+        assert words.spell(before, text) is None, (before, text)  # the last: not learned yet
+
+    taught = " there, world! It is 2026, and (so) the sky: blue-ish. Привет, мир."
+    words.learn(b"x", taught.encode(), _ids_after(tokenizer, "x", taught))
+    for before, text in [("q", " world! It is 2026,"), ("é", " Привет, the sky: blue-ish."),
+                         ("7", " (so) the")]:
+        assert words.spell(before.encode(), text.encode()) == _ids_after(tokenizer, before, text)
+
     text = "The results of the experiment were clear"
-    draft_text = DraftText(tok, b"The", words=words)
+    draft_text = DraftText(tokenizer, b"The", words=words)
     data = text.encode()
     for end in [i for i in range(4, len(data)) if data[i:i + 1] == b" "] + [len(data)]:
         draft_text.sync(data[:end])
-    assert draft_text.ids == tok.encode(text)
+    assert draft_text.ids == tokenizer.encode(text)
 
 
-def test_no_shortcut_for_a_vocabulary_whose_tokens_span_words():
-    """A token holding "a b" could merge across a word boundary: spelling word by word would
-    not be the tokenizer's split, so there is no SpaceWords. "> </" cannot span one."""
+def test_text_a_token_could_span_is_not_spelt():
+    """Gemma's "> </" could be one token across a piece boundary: text holding it is not
+    spelt piece by piece. A vocabulary with many such tokens gets no SpaceWords at all."""
     class Vocabulary:
         def __init__(self, pieces):
             self.table = [p.encode() for p in pieces]
@@ -153,10 +166,13 @@ def test_no_shortcut_for_a_vocabulary_whose_tokens_span_words():
         def bytes_table(self):
             return self.table
 
-    assert space_words(Vocabulary(["a", "b", " b", "> </"])) is not None
-    assert space_words(Vocabulary(["a", "b", " b", "a b"])) is None
-    assert space_words(Vocabulary(["a", "b", " b", "a "])) is None
-    assert space_words(Vocabulary(["a", "b", "ab"])) is None  # no whole words to spell
+    words = space_words(Vocabulary(["a", "b", " b", "a b", "c", "> </", "<"]))
+    assert words.spanning == [b"a b", b"> </"]
+    words.learn(b"c", b" b", [2])
+    assert words.spell(b"c", b" b b") == [2, 2]
+    assert words.spell(b"ca", b" b") is None  # "a b" could be one token
+    assert words.spell(b"c>", b" b") == [2]  # "> </" cannot be in "> b"
+    assert space_words(Vocabulary([f"x{i} y" for i in range(65)])) is None
 
 
 def test_shared_tokens_have_identical_bytes(gemma_llamacpp, smollm_llamacpp):

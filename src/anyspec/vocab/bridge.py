@@ -10,7 +10,7 @@ markers of SentencePiece and byte-level BPE are already gone.
 - `DraftText`: the draft's ids for (a prefix of) the committed text, kept in step after every
   round with the smallest re-encoding that is correct.
 - `shared_token_map`: draft id -> target id with the same bytes (TLI's vocabulary intersection).
-- `SpaceWords`: text made of whole words, spelt one token per word without a tokenizer call.
+- `SpaceWords`: text of space-led pieces seen before, spelt without a tokenizer call.
 """
 
 from __future__ import annotations
@@ -48,14 +48,15 @@ def reencode_continuation(tokenizer, committed: Sequence[int], new: bytes,
     the new text would change how committed text is tokenized (the window's ids do not come
     back unchanged), falls back to encoding `new` alone: still the right text, just not the
     canonical split. An unfinished UTF-8 character at the end of `new` is left out.
-    words: the tokenizer's `space_words`, which spell whole words with no tokenizer call.
+    words: the tokenizer's `space_words`: text it has learned is spelt with no tokenizer call.
     """
     table = tokenizer.bytes_table()
     new = new[:len(new) - incomplete_utf8_tail(new)]
     if not new:
         return []
-    if words is not None and committed:
-        spelt = words.spell(table[committed[-1]][-1:], new)
+    before = text_before(table, committed) if words is not None else b""
+    if before:
+        spelt = words.spell(before, new)
         if spelt is not None:
             return spelt
     start = len(committed)
@@ -73,6 +74,8 @@ def reencode_continuation(tokenizer, committed: Sequence[int], new: bytes,
     ids = tokenizer.encode(text, add_special=False)
     head = list(committed[start:])
     if ids[:len(head)] == head:
+        if before:
+            words.learn(before, new, ids[len(head):])
         return ids[len(head):]
     alone = _decodes(new)
     return tokenizer.encode(alone, add_special=False) if alone else []
@@ -121,7 +124,8 @@ class DraftText:
             pos += len(b)
         rest = text[pos:]
         end = pos + len(rest) - incomplete_utf8_tail(rest)
-        spelt = self.words.spell(text[pos - 1:pos], bytes(text[pos:end])) if self.words else None
+        spelt = (self.words.spell(bytes(text[max(0, pos - 16):pos]), bytes(text[pos:end]))
+                 if self.words else None)
         if spelt is not None:
             self.ids.extend(spelt)
             pos = end
@@ -160,58 +164,108 @@ def per_tokenizer(tokenizer, build: Callable):
     return built[build]
 
 
-# a token holding a non-space, then a space that a letter or the token's end follows: it could
-# span the boundary between two of SpaceWords' pieces ("a▁the", "e "); "> </" could not
-_SPANS_A_WORD_BOUNDARY = re.compile(rb"[^\s] (?:[A-Za-z]|$)")
-_WORDS = re.compile(rb"(?: [A-Za-z]+)+")
+# a token holding a non-space, then a space that a non-space or the token's end follows: it
+# could span the boundary before a space-led piece ("a▁the", "e "). Gemma 3 has one, "> </".
+_SPANS_A_PIECE_BOUNDARY = re.compile(rb"[^\s] (?:[^\s]|$)")
+_PIECES = re.compile(rb"(?: [^\s]+)+")  # " the", " clear,", " 2026" and runs of them
+_WORD = re.compile(rb" [A-Za-z]+")
+_MAX_PIECES = 1 << 16  # learned pieces kept per tokenizer
 
 
 class SpaceWords:
-    """Text made of whole words (a space and ASCII letters each) after a non-space, spelt as
-    one token per word without calling the tokenizer: a call costs ~200 us right after a
-    forward pass (cold caches), and such text is most of what a draft writes.
+    """Text made of space-led pieces (" the", " clear,", " 2026") after a non-space, spelt
+    without calling the tokenizer: a call costs ~200 us right after a forward pass (cold
+    caches), and such text is most of what a draft writes.
 
-    Exact, not a guess: `space_words` builds one only for a vocabulary where no token could
-    span the boundary before a word, so BPE, SentencePiece and Unigram all split such text word
-    by word; and each word is checked with the tokenizer, after a letter, the first time it is
-    spelt (a vocabulary can hold a word its merges never reach).
+    Exact, not a guess. Where no token can span the boundary before a piece (no token holds a
+    non-space and then a space, but the `spanning` ones, which the text must not contain),
+    BPE, SentencePiece and Unigram all split such text piece by piece, each piece as they
+    would split it anywhere else. The pieces' ids come from the tokenizer's own output for
+    earlier text (`learn`), or are the vocabulary's one-token words, each checked with the
+    tokenizer the first time it is spelt (a vocabulary can hold a word its merges never reach).
     """
 
-    def __init__(self, tokenizer, tokens: dict[bytes, int]) -> None:
+    def __init__(self, tokenizer, words: dict[bytes, int], spanning: list[bytes]) -> None:
         self.tokenizer = tokenizer
-        self.tokens = tokens  # " word" -> its id, not yet checked
-        self.checked: dict[bytes, bool] = {}
+        self.words = words  # " word" -> its id, not yet checked
+        self.spanning = spanning
+        self.reach = max(map(len, spanning), default=1)  # bytes of `before` the check reads
+        self.pieces: dict[bytes, list[int]] = {}  # checked words and learned pieces
+        self.unreachable: set[bytes] = set()
 
     def spell(self, before: bytes, text: bytes) -> list[int] | None:
-        """The tokenizer's ids for `text` following the byte `before`, or None when `text` is
-        not whole words after a non-space, or holds a word that is not one token."""
-        if not before or before.isspace() or not _WORDS.fullmatch(text):
+        """The tokenizer's ids for `text` following `before` (the text's last bytes, at least
+        `reach` of them where there are that many), or None when `text` is not space-led
+        pieces after a non-space, or holds a piece not learned yet."""
+        pieces = self._split(before, text)
+        if pieces is None:
             return None
         ids = []
-        for piece in text.split(b" ")[1:]:
-            word = b" " + piece
-            token = self.tokens.get(word)
-            if token is None or not self._encodes_alone(word, token):
+        for piece in pieces:
+            known = self.pieces.get(piece) or self._check_word(piece)
+            if known is None:
                 return None
-            ids.append(token)
+            ids.extend(known)
         return ids
 
-    def _encodes_alone(self, word: bytes, token: int) -> bool:
-        ok = self.checked.get(word)
-        if ok is None:
-            ok = self.tokenizer.encode("a" + word.decode(), add_special=False)[-1:] == [token]
-            self.checked[word] = ok
-        return ok
+    def learn(self, before: bytes, text: bytes, ids: Sequence[int]) -> None:
+        """Keep the pieces of `text` (following `before`), given `ids`: the tokenizer's own
+        tokens for it in that place."""
+        pieces = self._split(before, text)
+        if pieces is None or len(self.pieces) >= _MAX_PIECES:
+            return
+        table = self.tokenizer.bytes_table()
+        start = 0
+        for piece in pieces:
+            end, spelt = start, b""
+            while len(spelt) < len(piece) and end < len(ids):
+                spelt += table[ids[end]]
+                end += 1
+            if spelt != piece:  # a token across the boundary: the rule does not hold here
+                return
+            self.pieces.setdefault(piece, list(ids[start:end]))
+            start = end
+
+    def _split(self, before: bytes, text: bytes) -> list[bytes] | None:
+        if not before or before[-1:].isspace() or not _PIECES.fullmatch(text):
+            return None
+        if self.spanning:
+            around = bytes(before[-self.reach:]) + text
+            if any(s in around for s in self.spanning):
+                return None
+        return [b" " + p for p in text.split(b" ")[1:]]
+
+    def _check_word(self, piece: bytes) -> list[int] | None:
+        token = self.words.get(piece)
+        if token is None or piece in self.unreachable:
+            return None
+        if self.tokenizer.encode("a" + piece.decode(), add_special=False)[-1:] != [token]:
+            self.unreachable.add(piece)
+            return None
+        self.pieces[piece] = [token]
+        return [token]
 
 
 def space_words(tokenizer) -> SpaceWords | None:
-    """The tokenizer's SpaceWords, or None if a token could span a word boundary or no token
-    is a whole word. Build it through `per_tokenizer`: it scans the vocabulary."""
+    """The tokenizer's SpaceWords, or None where many tokens could span a piece boundary.
+    Build it through `per_tokenizer`: it scans the vocabulary."""
     table = tokenizer.bytes_table()
-    if any(_SPANS_A_WORD_BOUNDARY.search(b) for b in table):
+    spanning = [b for b in table if _SPANS_A_PIECE_BOUNDARY.search(b)]
+    if len(spanning) > 64 or any(len(b) > 16 for b in spanning):
         return None
-    tokens = {b: i for i, b in enumerate(table) if _WORDS.fullmatch(b) and b.count(b" ") == 1}
-    return SpaceWords(tokenizer, tokens) if tokens else None
+    words = {b: i for i, b in enumerate(table) if _WORD.fullmatch(b)}
+    return SpaceWords(tokenizer, words, spanning)
+
+
+def text_before(table: Sequence[bytes], ids: Sequence[int], n: int = 16) -> bytes:
+    """The last bytes of the ids' text, n of them where there are, not reaching past a token
+    with no text (a control token: the text on its two sides is encoded apart)."""
+    out = b""
+    for token in reversed(ids):
+        if not table[token] or len(out) >= n:
+            break
+        out = table[token] + out
+    return out
 
 
 def ids_by_bytes(tokenizer) -> dict[bytes, int]:
