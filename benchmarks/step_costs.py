@@ -3,13 +3,13 @@
     python benchmarks/step_costs.py [--repeats 80]
 
 Each line is timed right after a fresh SmolLM2 pass on llama.cpp (caches cold), median of
-`repeats`, except the warm line, which repeats the call on a row it has just touched:
+`repeats`, except the warm lines, which repeat the call on a row it has just touched:
 - the step as `draft_chain` does it: mask the end tokens, argmax, check the top is finite;
   and as it did before commit 6a20c5f (numpy wrappers, fancy indexing, the shift by the top);
 - the same plus `top_probability` (the confidence `tokentiming` reads): as it is now, on
   ggml's vectorised exp (fast_exp.py); with numpy's exp, as before commit 0a8c6ea; and with
   torch's exp (whole, and in chunks below its parallel grain, so no thread wakes);
-- numpy's float32 exp over the row, warm, and ggml's (`fast_exp.exp_sum`);
+- the exp and sum over a row of real logits, warm: numpy's and ggml's (`fast_exp.exp_sum`);
 - copying a Gemma 3 logits row (262k) out of llama.cpp's buffer right after its pass, as the
   backend has just done (so the row is as warm as the backend leaves it).
 """
@@ -60,6 +60,12 @@ def numpy_top_probability(row: np.ndarray, token: int) -> float:
         row -= top
     np.exp(row, out=row)
     return float(row[token]) / float(row.sum())
+
+
+def numpy_exp_sum(row: np.ndarray, shift: float) -> float:
+    row -= np.float32(shift)
+    np.exp(row, out=row)
+    return float(row.sum(dtype=np.float64))
 
 
 def torch_top_probability(row: np.ndarray, token: int) -> float:
@@ -115,14 +121,14 @@ def main() -> None:
         ptr = target._llama_cpp.llama_get_logits_ith(target._ctx, -1)
         np.array(np.ctypeslib.as_array(ptr, shape=(target.vocab_size,)), dtype=np.float32)
         copies.append(time.perf_counter() - began)
-        row -= row.max()
-        np.exp(row, out=row)  # now warm
-        began = time.perf_counter()
-        np.exp(row, out=row)
-        warm_exp.append(time.perf_counter() - began)
-        began = time.perf_counter()
-        exp_sum(row, 0.0)
-        warm_ggml.append(time.perf_counter() - began)
+        row = draft.logits(draft_ids + [100 + rep % 50], n_last=1)[0]
+        shift = float(row.max())
+        for work, values in ((numpy_exp_sum, warm_exp), (exp_sum, warm_ggml)):
+            work(row.copy(), shift)  # touch the code and the row once
+            fresh = row.copy()
+            began = time.perf_counter()
+            work(fresh, shift)
+            values.append(time.perf_counter() - began)
 
     def us(values: list[float]) -> str:
         return f"{1e6 * statistics.median(values):.0f} us"
@@ -130,7 +136,7 @@ def main() -> None:
     print("| work | median |\n|---|---|")
     for name, values in seconds.items():
         print(f"| {name}, after a SmolLM2 pass | {us(values)} |")
-    print(f"| numpy float32 exp over {draft.vocab_size} logits, warm | {us(warm_exp)} |")
+    print(f"| numpy's exp and sum over {draft.vocab_size} logits, warm | {us(warm_exp)} |")
     print(f"| ggml's exp and sum over {draft.vocab_size} logits, warm | {us(warm_ggml)} |")
     print(f"| copy one Gemma logits row out of llama.cpp, right after its pass | {us(copies)} |")
 
