@@ -40,7 +40,12 @@ def _ggml_soft_max() -> Callable[[int, int, int, float], float] | None:
         import llama_cpp
     except ImportError:
         return None
-    for path in sorted(Path(llama_cpp.__file__).parent.glob("lib/*ggml-cpu*")):
+    # the one CPU library a source build makes; builds with a library per CPU variant
+    # (libggml-cpu-haswell.so, ...) hold code this CPU may not run: numpy there
+    for name in ("libggml-cpu.so", "libggml-cpu.dylib", "ggml-cpu.dll"):
+        path = Path(llama_cpp.__file__).parent / "lib" / name
+        if not path.exists():
+            continue
         try:
             fn = ctypes.CDLL(str(path)).ggml_vec_soft_max_f32
         except (OSError, AttributeError):
