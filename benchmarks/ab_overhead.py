@@ -1,13 +1,15 @@
 """Per-round overhead of a method at two commits, interleaved question by question.
 
-    python benchmarks/ab_overhead.py --base HEAD~1 [--method slem] [--repeats 2]
+    python benchmarks/ab_overhead.py --base HEAD~1 [--method slem] [--repeats 2] [--temperature 1]
 
 Machine speed drifts by 20% and more between runs here, so two `anyspec bench` runs a few
 minutes apart cannot tell a 0.1 ms change in overhead. This checks the base commit out into a
 temporary worktree and runs one worker process per side (the working tree and the base), each
 with the llama.cpp pair loaded once. The workers take turns on the same Spec-Bench questions
-(one per category, 64 tokens, k = 4, greedy), the order alternating, so drift hits both alike.
-Prints each side's median and mean overhead per round and whether their outputs agree.
+(one per category, 64 tokens, k = 4, greedy unless --temperature says otherwise, with the
+question's index as the seed), the order alternating, so drift hits both alike. Prints each
+side's median and mean overhead per round and whether their outputs agree (sampled outputs
+can differ where the two sides compute the distributions differently in the last bits).
 """
 
 from __future__ import annotations
@@ -39,15 +41,16 @@ for line in sys.stdin:
     q = questions[int(line)]
     target.reset()
     draft.reset()
-    result = gen.generate(target.tokenizer.encode(q.turns[0]), 64, SamplingParams(temperature=0))
+    sampling = SamplingParams(temperature=float(sys.argv[2]), seed=int(line))
+    result = gen.generate(target.tokenizer.encode(q.turns[0]), 64, sampling)
     print(json.dumps({"overhead_ms": result.stats.overhead_ms, "text": result.text}), flush=True)
 """
 
 
-def start_worker(src: Path, method: str) -> subprocess.Popen:
+def start_worker(src: Path, method: str, temperature: float) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(src))  # ahead of the editable install
-    return subprocess.Popen([sys.executable, "-c", WORKER, method], env=env, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # errors show
+    return subprocess.Popen([sys.executable, "-c", WORKER, method, str(temperature)], env=env,
+                            text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # stderr shows
 
 
 def main() -> None:
@@ -55,6 +58,7 @@ def main() -> None:
     ap.add_argument("--base", default="HEAD~1", help="the commit to compare the working tree with")
     ap.add_argument("--method", default="tokentiming")
     ap.add_argument("--repeats", type=int, default=2, help="passes over the questions")
+    ap.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,8 +66,8 @@ def main() -> None:
         subprocess.run(["git", "-C", str(REPO), "worktree", "add", "-q", "--detach",
                         str(base_tree), args.base], check=True)
         try:
-            workers = {"base": start_worker(base_tree / "src", args.method),
-                       "working tree": start_worker(REPO / "src", args.method)}
+            workers = {"base": start_worker(base_tree / "src", args.method, args.temperature),
+                       "working tree": start_worker(REPO / "src", args.method, args.temperature)}
             n = {int(w.stdout.readline()) for w in workers.values()}.pop()
             overhead = {side: [] for side in workers}
             agree = True
@@ -84,7 +88,8 @@ def main() -> None:
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
                             str(base_tree)], check=False)
-    print(f"{args.method}, {args.repeats} x {n} questions, overhead per round (ms):")
+    print(f"{args.method}, temperature {args.temperature:g}, {args.repeats} x {n} questions, "
+          "overhead per round (ms):")
     for side, values in overhead.items():
         print(f"  {side:13s} {len(values)} rounds, median {statistics.median(values):.2f}, "
               f"mean {statistics.mean(values):.2f}")
