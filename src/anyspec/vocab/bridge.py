@@ -97,7 +97,7 @@ class DraftText:
         self.tokenizer = tokenizer
         self.table = tokenizer.bytes_table()
         self.lookbehind = lookbehind
-        self.words = words  # whole words without a tokenizer call (the usual remainder)
+        self.words = words  # spells space-led text without a tokenizer call (the usual rest)
         complete = prompt[:len(prompt) - incomplete_utf8_tail(prompt)]
         ids = tokenizer.encode(complete.decode("utf-8"), add_special=True)
         self.start = 0
@@ -124,7 +124,7 @@ class DraftText:
             pos += len(b)
         rest = text[pos:]
         end = pos + len(rest) - incomplete_utf8_tail(rest)
-        spelt = (self.words.spell(bytes(text[max(0, pos - 16):pos]), bytes(text[pos:end]))
+        spelt = (self.words.spell(bytes(text[max(0, pos - _BEFORE):pos]), bytes(text[pos:end]))
                  if self.words else None)
         if spelt is not None:
             self.ids.extend(spelt)
@@ -170,6 +170,7 @@ _SPANS_A_PIECE_BOUNDARY = re.compile(rb"[^\s] (?:[^\s]|$)")
 _PIECES = re.compile(rb"(?: [^\s]+)+")  # " the", " clear,", " 2026" and runs of them
 _WORD = re.compile(rb" [A-Za-z]+")
 _MAX_PIECES = 1 << 16  # learned pieces kept per tokenizer
+_BEFORE = 16  # bytes of preceding text callers give `spell`: the longest spanning token's reach
 
 
 class SpaceWords:
@@ -251,13 +252,13 @@ def space_words(tokenizer) -> SpaceWords | None:
     Build it through `per_tokenizer`: it scans the vocabulary."""
     table = tokenizer.bytes_table()
     spanning = [b for b in table if _SPANS_A_PIECE_BOUNDARY.search(b)]
-    if len(spanning) > 64 or any(len(b) > 16 for b in spanning):
+    if len(spanning) > 64 or any(len(b) > _BEFORE for b in spanning):
         return None
     words = {b: i for i, b in enumerate(table) if _WORD.fullmatch(b)}
     return SpaceWords(tokenizer, words, spanning)
 
 
-def text_before(table: Sequence[bytes], ids: Sequence[int], n: int = 16) -> bytes:
+def text_before(table: Sequence[bytes], ids: Sequence[int], n: int = _BEFORE) -> bytes:
     """The last bytes of the ids' text, n of them where there are, not reaching past a token
     with no text (a control token: the text on its two sides is encoded apart)."""
     out = b""
