@@ -1,12 +1,13 @@
 """exp over a float32 row in place, and its sum: the one softmax pass every sampled or
 confidence-reading step pays for.
 
-numpy's float32 exp is scalar on AVX2 machines: 1.6 ns a value on the 2-core AMD EPYC
-these were timed on, 78 us for SmolLM2's 49k logits and 350 us for Gemma's 262k, warm.
-ggml's `ggml_vec_soft_max_f32`, the loop llama.cpp's own softmax runs, is vectorised: 0.6 ns
-a value, within 2e-6 of the exact exp. llama-cpp-python, a dependency, ships it, but not in
-ggml's public header, so it is looked up by name with its C signature written down here;
-numpy stays the fallback wherever the library or the symbol is missing.
+numpy's float32 exp is scalar on AVX2 machines: 95 us for SmolLM2's 49k logits, warm, on
+the 2-core AMD EPYC of docs/performance.md (`benchmarks/step_costs.py`). ggml's
+`ggml_vec_soft_max_f32`, the loop llama.cpp's own softmax runs, is vectorised: 33 us for the
+same row, within 5e-6 of the exact exp (2.1e-6 at worst in tests/test_fast_exp.py).
+llama-cpp-python, a dependency, ships it, but not in ggml's public header, so it is looked
+up by name with its C signature written down here; numpy stays the fallback wherever the
+library or the symbol is missing.
 """
 
 from __future__ import annotations

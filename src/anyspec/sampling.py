@@ -43,7 +43,7 @@ def target_probs(logits: np.ndarray, params: SamplingParams) -> np.ndarray:
 
     float32 with in-place passes: over a 262k vocabulary each pass over the row costs more
     than anything else in a sampled round, and float32's rounding of q and ggml's exp (within
-    2e-6 relative, fast_exp.py) are far below what any number of samples could detect. Every
+    5e-6 relative, fast_exp.py) are far below what any number of samples could detect. Every
     method and the plain baseline sample from this same q. The sum is accumulated in float64.
     """
     if params.greedy:
