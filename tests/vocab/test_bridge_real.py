@@ -25,6 +25,8 @@ ADVERSARIAL = [
     "def f(x):\n\tif x:\n\t\treturn x\t# tabbed\n",
     "look-alikes of the markers: <0x41> ĠĊ and <bos>",
 ]
+PROSE = ["The results of the experiment were clear.",  # punctuation leads, lines' first words
+         "Why? Because, as (always) it rained... Musk's view: 42%.\n\nThe end.\nYes, 3), done!\n\n"]
 
 
 @pytest.fixture(params=["gemma", "smollm"])
@@ -49,12 +51,13 @@ def test_a_literal_sentencepiece_space_marker_reads_as_a_space(gemma_llamacpp, s
 
 
 @pytest.mark.parametrize("shortcut", [False, True], ids=["encode", "whole-word shortcut"])
-@pytest.mark.parametrize("text", ADVERSARIAL + ["The results of the experiment were clear."])
-def test_reencoding_after_a_canonical_prefix_gives_the_canonical_rest(gemma_llamacpp, text,
+@pytest.mark.parametrize("text", ADVERSARIAL + PROSE)
+def test_reencoding_after_a_canonical_prefix_gives_the_canonical_rest(tokenizer, text,
                                                                        shortcut):
     """Committed = the first j target tokens of the text; the new bytes are the rest. The proxy
-    tokens must be exactly the tokenizer's own tokens for the rest of the text."""
-    tok = gemma_llamacpp.tokenizer
+    tokens must be exactly the tokenizer's own tokens for the rest of the text (on the byte-
+    level BPE too: any model may be the target)."""
+    tok = tokenizer
     words = space_words(tok) if shortcut else None  # a fresh one: the first pass teaches it
     ids = tok.encode(text, add_special=False)
     for _ in range(2 if shortcut else 1):
@@ -82,7 +85,7 @@ def test_reencoding_at_any_byte_cut_keeps_every_byte(gemma_llamacpp, text):
 
 @pytest.mark.parametrize("shortcut,window", [(False, None), (True, None), (True, 2)],
                          ids=["encode", "whole-word shortcut", "2-token prompt window"])
-@pytest.mark.parametrize("text", ADVERSARIAL + ["plain words, then Words and more words."])
+@pytest.mark.parametrize("text", ADVERSARIAL + PROSE + ["plain words, then Words and more."])
 def test_draft_text_follows_committed_text_in_uneven_pieces(smollm_llamacpp, text, shortcut,
                                                              window):
     """The draft ids always spell a prefix of the committed text (never text that was not
@@ -148,6 +151,17 @@ def test_whole_words_and_learned_pieces_are_spelt_as_the_tokenizer_spells_them(t
                          ("7", " (so) the")]:
         assert words.spell(before.encode(), text.encode()) == _ids_after(tokenizer, before, text)
 
+    # a punctuation lead after a letter or digit, and a line's first word, once learned
+    for before, taught in [("x", ", it is (so)."), ("x", "). Yes, it"), ("x", "!"),
+                           ("x.\n", "The end"), ("x\n", "1. Go"), ("\n", "42%) then")]:
+        words.learn(before.encode(), taught.encode(), _ids_after(tokenizer, before, taught))
+    for before, text in [("q", ", it is"), ("9", ")."), ("B", "!"), ("so", "). Yes, (so)"),
+                         ("red.\n", "The end"), ("\n\n", "1. Go"), ("\n", "42%) then")]:
+        assert words.spell(before.encode(), text.encode()) == _ids_after(tokenizer, before, text)
+    for before, text in [("q ", ", it"), ("(", ","), ("q", "s, it"), ("q", "The"), ("q\n", " The"),
+                         ("q\n", "The\n"), ("ü", ",")]:  # the last: not an ASCII letter
+        assert words.spell(before.encode(), text.encode()) is None, (before, text)
+
     text = "The results of the experiment were clear"
     draft_text = DraftText(tokenizer, b"The", words=words)
     data = text.encode()
@@ -173,6 +187,15 @@ def test_text_a_token_could_span_is_not_spelt():
     assert words.spell(b"ca", b" b") is None  # "a b" could be one token
     assert words.spell(b"c>", b" b") == [2]  # "> </" cannot be in "> b"
     assert space_words(Vocabulary([f"x{i} y" for i in range(65)])) is None
+
+    # tokens that could span the boundary before a punctuation lead, or after a newline
+    words = space_words(Vocabulary(["a", "b", ",", " b", "b,", "\n", "\nb"]))
+    assert words.glued == [b"b,"] and not words.newline_bounds
+    words.learn(b"a", b", b", [2, 3])
+    assert words.spell(b"a", b", b") == [2, 3]
+    assert words.spell(b"b", b", b") is None  # "b," could be one token
+    assert words.spell(b"\n", b"b") is None  # so could "\nb"
+    assert space_words(Vocabulary([f"x{i}," for i in range(129)])).glued is None
 
 
 def test_shared_tokens_have_identical_bytes(gemma_llamacpp, smollm_llamacpp):

@@ -143,9 +143,21 @@ class DraftText:
                 piece = text[pos:end].decode("utf-8", errors="strict")
                 start = pos
             del self.ids[len(self.ids) - n_back:]
-            self.ids.extend(self.tokenizer.encode(piece, add_special=False))
+            ids = self.tokenizer.encode(piece, add_special=False)
+            self.ids.extend(ids)
+            if self.words:
+                self._learn(text, start, pos, end, ids)
             pos = end
         self.covered = pos
+
+    def _learn(self, text: bytes, start: int, pos: int, end: int, ids: list[int]) -> None:
+        """Teach `words` the ids for text[pos:end], where `ids` spell text[start:end]."""
+        n, i = 0, 0
+        while n < pos - start and i < len(ids):
+            n += len(self.table[ids[i]])
+            i += 1
+        if n == pos - start:  # the look-behind ends on a token boundary
+            self.words.learn(bytes(text[max(0, pos - _BEFORE):pos]), bytes(text[pos:end]), ids[i:])
 
     def pending(self, text: bytes) -> bytes:
         """Committed bytes not yet covered by draft ids (at most an unfinished character)."""
@@ -167,37 +179,63 @@ def per_tokenizer(tokenizer, build: Callable):
 # a token holding a non-space, then a space that a non-space or the token's end follows: it
 # could span the boundary before a space-led piece ("a▁the", "e "). Gemma 3 has one, "> </".
 _SPANS_A_PIECE_BOUNDARY = re.compile(rb"[^\s] (?:[^\s]|$)")
-_PIECES = re.compile(rb"(?: [^\s]+)+")  # " the", " clear,", " 2026" and runs of them
+# a token holding an ASCII letter or digit, then ASCII punctuation ("s,", "<strong>"): it could
+# span the boundary before a punctuation lead. Gemma 3 has 72, all markup; SmolLM2 none.
+_SPANS_A_LEAD_BOUNDARY = re.compile(rb"[A-Za-z0-9][!-/:-@\[-`{-~]")
+# a token holding a newline next to a non-space: in neither real vocabulary
+_NEWLINE_BESIDE_TEXT = re.compile(rb"\n[^\s]|[^\s]\n")
+# the text's segments: space-led pieces (" the", " clear,"), runs of newlines, and heads (the
+# text's first non-spaces, or a line's): ", what is", " the results.\n\nThe end"
+_SEGMENT = re.compile(rb" [^\s]+|\n+|[^\s]+")
+_PUNCTUATION = re.compile(rb"[!-/:-@\[-`{-~]+")
 _WORD = re.compile(rb" [A-Za-z]+")
 _MAX_PIECES = 1 << 16  # learned pieces kept per tokenizer
 _BEFORE = 16  # bytes of preceding text callers give `spell`: the longest spanning token's reach
+_MAX_SPANNING = 64  # more tokens than this that could span a piece boundary: not worth it
+_MAX_GLUED = 128  # the same for a lead's boundary (one regex search checks them all)
+
+
+def _any_of(tokens: list[bytes]) -> re.Pattern | None:
+    """One search for any of the tokens (a loop of `in` tests costs ~0.1 us a token)."""
+    return re.compile(b"|".join(map(re.escape, tokens))) if tokens else None
 
 
 class SpaceWords:
-    """Text made of space-led pieces (" the", " clear,", " 2026") after a non-space, spelt
-    without calling the tokenizer: a call costs ~200 us right after a forward pass (cold
-    caches), and such text is most of what a draft writes.
+    """Common text spelt without calling the tokenizer: a call costs ~200 us right after a
+    forward pass (cold caches), and such text is most of what a draft writes. The text is
+    lines of space-led pieces (" the", " clear,", " 2026") joined by runs of newlines, each
+    line but the first opening with a head (its first non-spaces: "The", "1."). The first
+    line may open with a head too where the text before it ends in an ASCII letter or digit
+    and the head is ASCII punctuation (",", "?", ")."); its pieces follow a non-space. The
+    text does not end in newlines.
 
-    Exact, not a guess. Where no token can span the boundary before a piece (no token holds a
-    non-space and then a space, but the `spanning` ones, which the text must not contain),
-    BPE, SentencePiece and Unigram all split such text piece by piece, each piece as they
-    would split it anywhere else. The pieces' ids come from the tokenizer's own output for
-    earlier text (`learn`), or are the vocabulary's one-token words, each checked with the
-    tokenizer the first time it is spelt (a vocabulary can hold a word its merges never reach).
+    Exact, not a guess. Where no token in the vocabulary can span a boundary (hold text from
+    both sides of it), BPE, SentencePiece and Unigram all split the text on either side as
+    they would split it alone. The vocabulary is scanned once for tokens that could span
+    these boundaries; text that holds one of the few found (`spanning`, `glued`) is not
+    spelt this way. The segments' ids come from the tokenizer's own output for earlier text
+    (`learn`), or are the vocabulary's one-token words, each checked with the tokenizer the
+    first time it is spelt (a vocabulary can hold a word its merges never reach).
     """
 
-    def __init__(self, tokenizer, words: dict[bytes, int], spanning: list[bytes]) -> None:
+    def __init__(self, tokenizer, words: dict[bytes, int], spanning: list[bytes],
+                 glued: list[bytes] | None = None, newline_bounds: bool = False) -> None:
         self.tokenizer = tokenizer
         self.words = words  # " word" -> its id, not yet checked
         self.spanning = spanning
-        self.reach = max(map(len, spanning), default=1)  # bytes of `before` the check reads
-        self.pieces: dict[bytes, list[int]] = {}  # checked words and learned pieces
+        self.glued = glued  # None: too many to check, punctuation leads are not spelt
+        self.newline_bounds = newline_bounds  # no token holds a newline beside a non-space
+        self._spanning = _any_of(spanning)
+        self._glued = _any_of(glued or [])
+        # bytes of `before` the checks read
+        self.reach = max(map(len, spanning + (glued or [])), default=1)
+        self.pieces: dict[bytes, list[int]] = {}  # checked words and learned segments
         self.unreachable: set[bytes] = set()
 
     def spell(self, before: bytes, text: bytes) -> list[int] | None:
         """The tokenizer's ids for `text` following `before` (the text's last bytes, at least
-        `reach` of them where there are that many), or None when `text` is not space-led
-        pieces after a non-space, or holds a piece not learned yet."""
+        `reach` of them where there are that many), or None when `text` is not made as the
+        class says, or holds a segment not learned yet."""
         pieces = self._split(before, text)
         if pieces is None:
             return None
@@ -210,7 +248,7 @@ class SpaceWords:
         return ids
 
     def learn(self, before: bytes, text: bytes, ids: Sequence[int]) -> None:
-        """Keep the pieces of `text` (following `before`), given `ids`: the tokenizer's own
+        """Keep the segments of `text` (following `before`), given `ids`: the tokenizer's own
         tokens for it in that place."""
         pieces = self._split(before, text)
         if pieces is None or len(self.pieces) >= _MAX_PIECES:
@@ -228,13 +266,38 @@ class SpaceWords:
             start = end
 
     def _split(self, before: bytes, text: bytes) -> list[bytes] | None:
-        if not before or before[-1:].isspace() or not _PIECES.fullmatch(text):
+        """`text` cut at boundaries no token can span, or None where the class rules it out."""
+        if not before or not text:
             return None
-        if self.spanning:
-            around = bytes(before[-self.reach:]) + text
-            if any(s in around for s in self.spanning):
+        segments = _SEGMENT.findall(text)
+        if sum(map(len, segments)) != len(text):  # double spaces, tabs, "\r", " \n": no rule
+            return None
+        if segments[-1][:1] == b"\n":  # byte-level BPE's pre-tokenizer splits a run of
+            return None  # newlines one way before text and another at the end
+        previous = before[-1:]
+        glued = False  # a punctuation lead right after a letter or digit
+        for i, segment in enumerate(segments):
+            first = segment[:1]
+            if first == b"\n":  # a run of newlines: a non-space on both sides
+                if previous.isspace() or not self.newline_bounds:
+                    return None
+            elif first != b" ":  # a head: the text's start, or a line's
+                if previous == b"\n":
+                    pass
+                elif (i == 0 and previous.isalnum() and self.glued is not None
+                      and _PUNCTUATION.fullmatch(segment)):
+                    glued = True
+                else:
+                    return None
+            elif previous.isspace():  # " the" after a space or newline may merge with it
                 return None
-        return [b" " + p for p in text.split(b" ")[1:]]
+            previous = segment[-1:]
+        if self._spanning or (glued and self._glued):
+            around = bytes(before[-self.reach:]) + text
+            if ((self._spanning and self._spanning.search(around))
+                    or (glued and self._glued and self._glued.search(around))):
+                return None
+        return segments
 
     def _check_word(self, piece: bytes) -> list[int] | None:
         token = self.words.get(piece)
@@ -252,10 +315,14 @@ def space_words(tokenizer) -> SpaceWords | None:
     Build it through `per_tokenizer`: it scans the vocabulary."""
     table = tokenizer.bytes_table()
     spanning = [b for b in table if _SPANS_A_PIECE_BOUNDARY.search(b)]
-    if len(spanning) > 64 or any(len(b) > _BEFORE for b in spanning):
+    if len(spanning) > _MAX_SPANNING or any(len(b) > _BEFORE for b in spanning):
         return None
+    glued = [b for b in table if _SPANS_A_LEAD_BOUNDARY.search(b)]
+    if len(glued) > _MAX_GLUED or any(len(b) > _BEFORE for b in glued):
+        glued = None
+    newline_bounds = not any(_NEWLINE_BESIDE_TEXT.search(b) for b in table)
     words = {b: i for i, b in enumerate(table) if _WORD.fullmatch(b)}
-    return SpaceWords(tokenizer, words, spanning)
+    return SpaceWords(tokenizer, words, spanning, glued, newline_bounds)
 
 
 def text_before(table: Sequence[bytes], ids: Sequence[int], n: int = _BEFORE) -> bytes:
