@@ -10,7 +10,8 @@ markers of SentencePiece and byte-level BPE are already gone.
 - `DraftText`: the draft's ids for (a prefix of) the committed text, kept in step after every
   round with the smallest re-encoding that is correct.
 - `shared_token_map`: draft id -> target id with the same bytes (TLI's vocabulary intersection).
-- `SpaceWords`: text of space-led pieces seen before, spelt without a tokenizer call.
+- `SpaceWords`: common text (words, punctuation after a word, new lines) spelt without a
+  tokenizer call.
 """
 
 from __future__ import annotations
