@@ -60,6 +60,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="passes over the questions")
     ap.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
     args = ap.parse_args()
+    if args.temperature < 0 or args.repeats < 1:  # else the workers fail with a traceback
+        ap.error("--temperature must be >= 0 and --repeats >= 1")
 
     with tempfile.TemporaryDirectory() as tmp:
         base_tree = Path(tmp) / "base"
