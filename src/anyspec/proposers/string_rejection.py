@@ -19,6 +19,10 @@ two caps, and r is defined with them (it stays a true distribution, so the rule 
 Draft distributions are memoised by prefix, so the pass along the chosen path is reused for the
 next position. Per proposed token this costs 1 + `branches` draft passes (one-token forwards
 through the prefix cache) instead of slem's 1: the price of the higher acceptance.
+
+Sampling needs r over all 262k target ids. A greedy proposal needs only r's argmax, and that
+is found among head's spellings and the branches' targets, a few hundred ids at most
+(`_likeliest_target`), with the full r as the fallback when a bound does not decide.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..fast_exp import exp_sum
 from ..models.base import LanguageModel
 from ..sampling import SamplingParams, sample, target_probs
 from ..vocab import ids_by_bytes, per_tokenizer, shared_token_map
@@ -78,6 +83,9 @@ class StringRejectionProposer:
         self.one_piece = shared_token_map(draft.tokenizer, target.tokenizer)
         self._spelling = np.flatnonzero(self.one_piece >= 0)  # draft ids that spell a target id
         self._spelt = self.one_piece[self._spelling]  # ... and that target id
+        self._speller = np.full(self.target_vocab, -1, dtype=np.int64)  # target id -> draft id
+        self._speller[self._spelt[::-1]] = self._spelling[::-1]  # the lowest, if several
+        self._injective = len(np.unique(self._spelt)) == len(self._spelt)
         self.two_pieces = TwoPieceTokens(draft.tokenizer, target.tokenizer)
 
     def prefill(self, committed: Sequence[int], warm: bool = True) -> None:
@@ -93,60 +101,118 @@ class StringRejectionProposer:
         for _ in range(k):
             if len(context) + len(path) + 1 > self.draft.n_ctx:
                 break
-            r, branches = self._proposal_law(context, path, params, memo)
-            if r is None:
+            p1, head, branches = self._pieces(context, path, params, memo)
+            if params.greedy:
+                t, r_t = self._likeliest_target(p1, head, branches)
+            else:
+                r = proposal_law(p1, branches, self._spelling, self._spelt, self.one_piece,
+                                 self.target_vocab)
+                t = None if r is None else sample(r, rng)
+                r_t = None if r is None else r[t]
+            if t is None:
                 break
-            t = int(np.argmax(r)) if params.greedy else sample(r, rng)
-            if self.stop_below is not None and tokens and r[t] < self.stop_below:
+            if self.stop_below is not None and tokens and r_t < self.stop_below:
                 break
             tokens.append(t)
-            probs.append(r)
-            path += _likeliest_pair(branches, t) or [int(self._spelling[self._spelt == t][0])]
+            if not params.greedy:
+                probs.append(r)
+            path += _likeliest_pair(branches, t) or [int(self._speller[t])]
         self.side.last_drafted = path
         return Proposal(tokens, None if params.greedy else probs)
 
     def _draft_p(self, context: list[int], pieces: list[int], params: SamplingParams,
                  memo: dict[tuple[int, ...], np.ndarray]) -> np.ndarray:
+        """The draft's distribution after context + pieces (float32), its end-of-text ids
+        removed; greedy proposals read the draft's plain softmax (temperature 1)."""
         key = tuple(pieces)
         if key not in memo:
             row = self.draft.logits(context + pieces, n_last=1)[0]
-            p = _softmax(row) if params.greedy else target_probs(row, params)
-            p[self.side.banned] = 0.0
-            memo[key] = p / p.sum()
+            if params.greedy:  # one pass fewer: end-of-text goes before the exp
+                p = np.array(row, dtype=np.float32)
+                p[self.side.banned] = -np.inf
+                p *= np.float32(1.0 / exp_sum(p, float(p.max())))
+            else:
+                p = target_probs(row, params)
+                p[self.side.banned] = 0.0
+                p *= np.float32(1.0 / p.sum(dtype=np.float64))
+            memo[key] = p
         return memo[key]
 
-    def _proposal_law(self, context: list[int], path: list[int], params: SamplingParams,
-                      memo: dict) -> tuple[np.ndarray | None, list[tuple]]:
-        """r over target ids after the draft's context + path, and the two-piece branches
-        behind it: (d1, d2s, target ids, masses) for each first piece that was continued."""
+    def _pieces(self, context: list[int], path: list[int], params: SamplingParams,
+                memo: dict) -> tuple[np.ndarray, np.ndarray, list[tuple]]:
+        """The draft's first-piece distribution p1 after context + path, the draft ids most
+        likely under it (`head`, unordered), and the two-piece branches: (d1, d2s, target ids,
+        masses p1(d1) p2(d2 | d1)) for each first piece that is continued."""
         p1 = self._draft_p(context, path, params, memo)
-        r = np.bincount(self._spelt, weights=p1[self._spelling], minlength=self.target_vocab)
+        head = _top(p1, 8 * self.branches)
         branches = []
-        for d1 in self._branch_points(p1):
-            d2s, ts = self.two_pieces(d1)
-            mass = p1[d1] * self._draft_p(context, path + [d1], params, memo)[d2s]
-            if self.one_piece[d1] >= 0:  # what continues into a longer token leaves d1's token
-                r[self.one_piece[d1]] -= mass.sum()
-            np.add.at(r, ts, mass)
-            branches.append((d1, d2s, ts, mass))
-        np.maximum(r, 0.0, out=r)  # float dust from the subtraction
-        total = r.sum()
-        if total <= 0:
-            return None, branches
-        r /= total
-        return r, branches
-
-    def _branch_points(self, p1: np.ndarray) -> list[int]:
-        """The `branches` likeliest first pieces that begin some longer target token."""
-        n = min(len(p1), 8 * self.branches)
-        head = np.argpartition(-p1, n - 1)[:n]
-        out = []
         for d1 in head[np.argsort(-p1[head], kind="stable")].tolist():
-            if p1[d1] <= 0 or len(out) == self.branches:
+            if p1[d1] <= 0 or len(branches) == self.branches:
                 break
-            if len(self.two_pieces(d1)[0]):
-                out.append(d1)
-        return out
+            d2s, ts = self.two_pieces(d1)
+            if len(d2s):
+                mass = float(p1[d1]) * self._draft_p(context, path + [d1], params, memo)[d2s]
+                branches.append((d1, d2s, ts, mass.astype(np.float64)))
+        return p1, head, branches
+
+    def _likeliest_target(self, p1: np.ndarray, head: np.ndarray,
+                          branches: list[tuple]) -> tuple[int | None, float]:
+        """argmax of the proposal law and its probability, without the 262k-wide vector when
+        possible. r(t) differs from p1 of the draft id spelling t only at the branches'
+        targets, so no target outside those and head's spellings has r(t) above the least p1
+        in head. The full law when that bound does not decide, or when two draft ids spell
+        one target id."""
+        if self._injective:
+            spelt = self.one_piece[head]
+            ids, where = np.unique(np.concatenate([spelt[spelt >= 0]] + [b[2] for b in branches]),
+                                   return_inverse=True)  # sorted: argmax's tie is the lowest id
+            spellers = self._speller[ids]
+            one_piece_r = np.where(spellers >= 0, p1[spellers], 0.0).astype(np.float64)
+            r = one_piece_r.copy()
+            for d1, _, ts, mass in branches:
+                if self.one_piece[d1] >= 0:  # d1 is in head, so its target is in ids
+                    r[np.searchsorted(ids, self.one_piece[d1])] -= mass.sum()
+            n_spelt = int((spelt >= 0).sum())
+            if branches:
+                r += np.bincount(where[n_spelt:], np.concatenate([b[3] for b in branches]),
+                                 minlength=len(ids))
+            best = int(np.argmax(r)) if len(r) else -1
+            if best >= 0 and r[best] > float(p1[head].min()):
+                if self.stop_below is None:
+                    return int(ids[best]), 1.0  # r(t) is read only by the stop rule
+                total = float(p1[self._spelling].sum(dtype=np.float64))  # r outside ids
+                total += float(np.maximum(r, 0.0).sum() - one_piece_r.sum())
+                return int(ids[best]), float(r[best]) / total
+        law = proposal_law(p1, branches, self._spelling, self._spelt, self.one_piece,
+                           self.target_vocab)
+        if law is None:
+            return None, 0.0
+        t = int(np.argmax(law))
+        return t, float(law[t])
+
+
+def proposal_law(p1: np.ndarray, branches: list[tuple], spelling: np.ndarray,
+                 spelt: np.ndarray, one_piece: np.ndarray, vocab_size: int) -> np.ndarray | None:
+    """r over all target ids (float64, sums to 1), or None when no target token has mass:
+    each draft id's p1 on the target id it spells, less what its branch continues into
+    longer tokens, plus the two-piece masses."""
+    r = np.bincount(spelt, weights=p1[spelling], minlength=vocab_size)
+    for d1, d2s, ts, mass in branches:
+        if one_piece[d1] >= 0:  # what continues into a longer token leaves d1's token
+            r[one_piece[d1]] -= mass.sum()
+        np.add.at(r, ts, mass)
+    np.maximum(r, 0.0, out=r)  # float dust from the subtraction
+    total = r.sum()
+    if total <= 0:
+        return None
+    r /= total
+    return r
+
+
+def _top(p: np.ndarray, n: int) -> np.ndarray:
+    """The ids of the n largest entries of p, in no particular order."""
+    n = min(len(p), n)
+    return np.argpartition(p, len(p) - n)[len(p) - n:]
 
 
 def _likeliest_pair(branches: list[tuple], t: int) -> list[int] | None:
@@ -162,6 +228,3 @@ def _likeliest_pair(branches: list[tuple], t: int) -> list[int] | None:
     return best
 
 
-def _softmax(row: np.ndarray) -> np.ndarray:
-    p = np.exp(row - row.max(), dtype=np.float64)
-    return p / p.sum()

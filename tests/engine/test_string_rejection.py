@@ -1,0 +1,64 @@
+"""slrs's greedy pick reads the proposal law at a few hundred target ids instead of building
+it over Gemma's 262k: it must pick what the full law's argmax picks, with the same
+probability, on the real vocabularies."""
+
+import numpy as np
+import pytest
+
+from anyspec.proposers import make_proposer
+from anyspec.proposers.string_rejection import proposal_law
+
+
+@pytest.fixture(scope="module")
+def slrs(gemma_llamacpp, smollm_llamacpp):
+    return make_proposer("slrs", gemma_llamacpp, smollm_llamacpp, stop_below=0.1)
+
+
+def _random_pieces(proposer, rng, sharpness):
+    """A draft distribution p1 (random logits; sharper ones concentrate as real drafts do),
+    its head and branches shaped as `_pieces` makes them, with random second pieces."""
+    n = len(proposer.one_piece)
+    p1 = np.exp(sharpness * rng.standard_normal(n)).astype(np.float32)
+    p1 /= p1.sum()
+    head = np.argpartition(-p1, 15)[:16]
+    branches = []
+    for d1 in head[np.argsort(-p1[head], kind="stable")].tolist():
+        d2s, ts = proposer.two_pieces(d1)
+        if len(d2s) and len(branches) < 2:
+            p2 = rng.dirichlet(np.full(len(d2s), 0.3))
+            branches.append((d1, d2s, ts, float(p1[d1]) * 0.9 * p2))
+    return p1, head, branches
+
+
+@pytest.mark.parametrize("sharpness", [0.0, 1.0, 3.0, 6.0])
+def test_greedy_pick_equals_the_full_laws_argmax(slrs, sharpness):
+    """A flat p1 (sharpness 0) leaves the bound undecided, so the full law picks; sharper
+    ones are decided from head and the branches."""
+    rng = np.random.default_rng(int(sharpness * 10))
+    for _ in range(20):
+        p1, head, branches = _random_pieces(slrs, rng, sharpness)
+        law = proposal_law(p1, branches, slrs._spelling, slrs._spelt, slrs.one_piece,
+                           slrs.target_vocab)
+        t, r_t = slrs._likeliest_target(p1, head, branches)
+        assert t == int(np.argmax(law))
+        assert r_t == pytest.approx(float(law[t]), rel=1e-6)
+
+
+def test_greedy_pick_when_a_branch_outweighs_the_first_pieces(slrs):
+    """The likeliest first piece gives all its mass to one two-piece target: that target,
+    spelt by no draft id in head, is the pick, found without the full law."""
+    rng = np.random.default_rng(3)
+    p1, head, _ = _random_pieces(slrs, rng, 6.0)
+    d1 = next(d for d in head.tolist() if len(slrs.two_pieces(d)[0]))
+    p1[d1] = 2 * p1.max()  # now the likeliest piece
+    p1 /= p1.sum()
+    d2s, ts = slrs.two_pieces(d1)
+    mass = np.zeros(len(d2s))
+    mass[-1] = float(p1[d1])
+    branches = [(d1, d2s, ts, mass)]
+    t, r_t = slrs._likeliest_target(p1, head, branches)
+    law = proposal_law(p1, branches, slrs._spelling, slrs._spelt, slrs.one_piece,
+                       slrs.target_vocab)
+    assert t == int(np.argmax(law)) == ts[-1]
+    assert slrs._speller[t] not in head
+    assert r_t == pytest.approx(float(law[t]), rel=1e-6)
