@@ -29,7 +29,7 @@ from .proposers import NoProposer, Proposer
 from .sampling import SamplingParams
 from .verify.chain import verify_chain
 from .verify.tree import depths, verify_tree
-from .vocab import incomplete_utf8_tail
+from .vocab import incomplete_utf8_tail, leading_tokens
 
 
 @dataclass
@@ -291,7 +291,8 @@ class TextTracker:
         if cut >= 0:
             self.stopped = True
             text = text[:cut]
-            self.n_tokens_kept = _tokens_covering(self.tokenizer, ids, len(text.encode("utf-8")))
+            self.n_tokens_kept = leading_tokens(self.tokenizer.bytes_table(), ids,
+                                                len(text.encode("utf-8")))[0]
         safe = len(text) if final or self.stopped else len(text) - _stop_prefix_tail(text, self.stop)
         piece = text[self.emitted:safe] if safe > self.emitted else ""
         self.emitted = max(self.emitted, safe)
@@ -308,13 +309,3 @@ def _stop_prefix_tail(text: str, stop: list[str]) -> int:
                 best = n
                 break
     return best
-
-
-def _tokens_covering(tokenizer, ids: list[int], n_bytes: int) -> int:
-    """The fewest leading ids whose bytes reach n_bytes (the tokens kept before a stop string)."""
-    total = 0
-    for i, tok in enumerate(ids):
-        if total >= n_bytes:
-            return i
-        total += len(tokenizer.token_bytes(tok))
-    return len(ids)

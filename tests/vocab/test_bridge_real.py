@@ -8,7 +8,7 @@ import pytest
 
 from anyspec.errors import AnyspecError
 from anyspec.proposers import make_proposer
-from anyspec.vocab import (DraftText, incomplete_utf8_tail, per_tokenizer,
+from anyspec.vocab import (DraftText, incomplete_utf8_tail, leading_tokens, per_tokenizer,
                            reencode_continuation, shared_token_map, space_words)
 from synthetic import ToyModel, ToyTokenizer
 
@@ -271,3 +271,14 @@ def test_a_draft_tree_becomes_a_trie_of_proxies(gemma_llamacpp, smollm_llamacpp)
     only = reencode_continuation(t, committed, b"s")
     chain = list(range(-1, len(only) - 1))
     assert proxy_tree(tree, d, t, committed, b" i", max_depth=4) == (only, chain)
+
+
+def test_leading_tokens_counts_the_fewest_ids_that_reach_a_length():
+    table = [b"ab", b"c", b"", b"defg"]
+    ids = [0, 1, 2, 3, 0]
+    assert leading_tokens(table, ids, 0) == (0, 0)
+    assert leading_tokens(table, ids, 2) == (1, 2)
+    assert leading_tokens(table, ids, 3) == (2, 3)  # the empty token after is not needed
+    assert leading_tokens(table, ids, 4) == (4, 7)  # the token across the 4th byte: past it
+    assert leading_tokens(table, ids, 4, start=1) == (3, 5)
+    assert leading_tokens(table, ids, 99) == (5, 9)  # never reached: every id, their length

@@ -153,10 +153,7 @@ class DraftText:
 
     def _learn(self, text: bytes, start: int, pos: int, end: int, ids: list[int]) -> None:
         """Teach `words` the ids for text[pos:end], where `ids` spell text[start:end]."""
-        n, i = 0, 0
-        while n < pos - start and i < len(ids):
-            n += len(self.table[ids[i]])
-            i += 1
+        i, n = leading_tokens(self.table, ids, pos - start)
         if n == pos - start:  # the look-behind ends on a token boundary
             self.words.learn(bytes(text[max(0, pos - _BEFORE):pos]), bytes(text[pos:end]), ids[i:])
 
@@ -257,14 +254,11 @@ class SpaceWords:
         table = self.tokenizer.bytes_table()
         start = 0
         for piece in pieces:
-            end, spelt = start, b""
-            while len(spelt) < len(piece) and end < len(ids):
-                spelt += table[ids[end]]
-                end += 1
-            if spelt != piece:  # a token across the boundary: the rule does not hold here
-                return
-            self.pieces.setdefault(piece, list(ids[start:end]))
-            start = end
+            n = leading_tokens(table, ids, len(piece), start)[0]
+            if b"".join(table[t] for t in ids[start:start + n]) != piece:  # a token across
+                return  # the boundary: the rule does not hold here
+            self.pieces.setdefault(piece, list(ids[start:start + n]))
+            start += n
 
     def _split(self, before: bytes, text: bytes) -> list[bytes] | None:
         """`text` cut at boundaries no token can span, or None where the class rules it out."""
@@ -282,21 +276,19 @@ class SpaceWords:
             if first == b"\n":  # a run of newlines: a non-space on both sides
                 if previous.isspace() or not self.newline_bounds:
                     return None
-            elif first != b" ":  # a head: the text's start, or a line's
-                if previous == b"\n":
-                    pass
-                elif (i == 0 and previous.isalnum() and self.glued is not None
-                      and _PUNCTUATION.fullmatch(segment)):
+            elif first != b" ":  # a head: a line's, or the text's where it is a lead
+                if previous != b"\n":
+                    if not (i == 0 and previous.isalnum() and self.glued is not None
+                            and _PUNCTUATION.fullmatch(segment)):
+                        return None
                     glued = True
-                else:
-                    return None
             elif previous.isspace():  # " the" after a space or newline may merge with it
                 return None
             previous = segment[-1:]
-        if self._spanning or (glued and self._glued):
+        checks = [c for c in (self._spanning, self._glued if glued else None) if c]
+        if checks:
             around = bytes(before[-self.reach:]) + text
-            if ((self._spanning and self._spanning.search(around))
-                    or (glued and self._glued and self._glued.search(around))):
+            if any(c.search(around) for c in checks):
                 return None
         return segments
 
@@ -324,6 +316,17 @@ def space_words(tokenizer) -> SpaceWords | None:
     newline_bounds = not any(_NEWLINE_BESIDE_TEXT.search(b) for b in table)
     words = {b: i for i, b in enumerate(table) if _WORD.fullmatch(b)}
     return SpaceWords(tokenizer, words, spanning, glued, newline_bounds)
+
+
+def leading_tokens(table: Sequence[bytes], ids: Sequence[int], n_bytes: int,
+                   start: int = 0) -> tuple[int, int]:
+    """The fewest ids from ids[start] on whose bytes reach n_bytes: (how many, their bytes'
+    length; less than n_bytes where all of them do not reach it)."""
+    i, reached = start, 0
+    while reached < n_bytes and i < len(ids):
+        reached += len(table[ids[i]])
+        i += 1
+    return i - start, reached
 
 
 def text_before(table: Sequence[bytes], ids: Sequence[int], n: int = _BEFORE) -> bytes:
