@@ -321,7 +321,7 @@ def space_words(tokenizer) -> SpaceWords | None:
 def leading_tokens(table: Sequence[bytes], ids: Sequence[int], n_bytes: int,
                    start: int = 0) -> tuple[int, int]:
     """The fewest ids from ids[start] on whose bytes reach n_bytes: (how many, their bytes'
-    length; less than n_bytes where all of them do not reach it)."""
+    length, which is less than n_bytes where even all of them fall short)."""
     i, reached = start, 0
     while reached < n_bytes and i < len(ids):
         reached += len(table[ids[i]])
