@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from anyspec.proposers import make_proposer
-from anyspec.proposers.string_rejection import proposal_law
+from anyspec.proposers.string_rejection import _top, proposal_law
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def _random_pieces(proposer, rng, sharpness):
     n = len(proposer.one_piece)
     p1 = np.exp(sharpness * rng.standard_normal(n)).astype(np.float32)
     p1 /= p1.sum()
-    head = np.argpartition(-p1, 15)[:16]
+    head = _top(p1, 16)
     branches = []
     for d1 in head[np.argsort(-p1[head], kind="stable")].tolist():
         d2s, ts = proposer.two_pieces(d1)
@@ -62,3 +62,12 @@ def test_greedy_pick_when_a_branch_outweighs_the_first_pieces(slrs):
     assert t == int(np.argmax(law)) == ts[-1]
     assert slrs._speller[t] not in head
     assert r_t == pytest.approx(float(law[t]), rel=1e-6)
+
+
+def test_proposers_share_the_pair_tables(slrs, gemma_llamacpp, smollm_llamacpp):
+    """The server makes a proposer per request: the vocabulary-wide tables are built once per
+    pair of tokenizers, and what one request found about two-piece tokens serves the next."""
+    again = make_proposer("slrs", gemma_llamacpp, smollm_llamacpp)
+    assert again.two_pieces is slrs.two_pieces
+    assert again.one_piece is slrs.one_piece
+    assert not again.one_piece.flags.writeable

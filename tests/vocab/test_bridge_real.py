@@ -8,8 +8,8 @@ import pytest
 
 from anyspec.errors import AnyspecError
 from anyspec.proposers import make_proposer
-from anyspec.vocab import (DraftText, incomplete_utf8_tail, leading_tokens, per_tokenizer,
-                           reencode_continuation, shared_token_map, space_words)
+from anyspec.vocab import (DraftText, incomplete_utf8_tail, leading_tokens, one_to_one,
+                           per_tokenizer, reencode_continuation, shared_token_map, space_words)
 from synthetic import ToyModel, ToyTokenizer
 
 pytestmark = pytest.mark.slow
@@ -196,6 +196,12 @@ def test_text_a_token_could_span_is_not_spelt():
     assert words.spell(b"b", b", b") is None  # "b," could be one token
     assert words.spell(b"\n", b"b") is None  # so could "\nb"
     assert space_words(Vocabulary([f"x{i}," for i in range(129)])).glued is None
+
+
+def test_one_to_one():
+    assert one_to_one(np.array([-1, 3, 0, -1, 7]))
+    assert not one_to_one(np.array([2, -1, 2]))
+    assert one_to_one(np.array([-1, -1]))
 
 
 def test_shared_tokens_have_identical_bytes(gemma_llamacpp, smollm_llamacpp):

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import AnyspecError
 from ..models.base import LanguageModel
 from ..sampling import SamplingParams
-from ..vocab import shared_token_map
+from ..vocab import one_to_one, shared_token_map
 from . import Proposal
 from .draft_chain import draft_chain
 from .retokenize import DraftSide
@@ -36,7 +36,7 @@ class IntersectionProposer:
         self.banned = np.flatnonzero(~self.allowed)
         self.shared_target = self.to_target[self.allowed]
         # one draft token per shared target token (distinct bytes): p' moves by assignment
-        self.one_to_one = len(np.unique(self.shared_target)) == len(self.shared_target)
+        self.one_to_one = one_to_one(self.to_target)
         self.draft = draft
         self.target_vocab = target.vocab_size
         self.stop_below = stop_below

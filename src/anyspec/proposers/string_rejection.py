@@ -35,14 +35,16 @@ import numpy as np
 from ..fast_exp import exp_sum
 from ..models.base import LanguageModel
 from ..sampling import SamplingParams, sample, target_probs
-from ..vocab import ids_by_bytes, per_tokenizer, shared_token_map
+from ..vocab import (ids_by_bytes, one_to_one, per_tokenizer, per_tokenizer_pair,
+                     shared_token_map)
 from . import Proposal
 from .retokenize import DraftSide
 
 
 class TwoPieceTokens:
     """For a draft token d1, the pairs (d2, t) where bytes(d1) + bytes(d2) == bytes(t), t a
-    target token; computed on first use and kept (a prefix range in the sorted target texts)."""
+    target token; computed on first use and kept (a prefix range in the sorted target texts).
+    One per pair of tokenizers (`per_tokenizer_pair`), so requests share what was found."""
 
     def __init__(self, draft_tokenizer, target_tokenizer) -> None:
         self.draft_table = draft_tokenizer.bytes_table()
@@ -85,8 +87,8 @@ class StringRejectionProposer:
         self._spelt = self.one_piece[self._spelling]  # ... and that target id
         self._speller = np.full(self.target_vocab, -1, dtype=np.int64)  # target id -> draft id
         self._speller[self._spelt[::-1]] = self._spelling[::-1]  # the lowest, if several
-        self._injective = len(np.unique(self._spelt)) == len(self._spelt)
-        self.two_pieces = TwoPieceTokens(draft.tokenizer, target.tokenizer)
+        self._injective = one_to_one(self.one_piece)
+        self.two_pieces = per_tokenizer_pair(draft.tokenizer, target.tokenizer, TwoPieceTokens)
 
     def prefill(self, committed: Sequence[int], warm: bool = True) -> None:
         self.side.prefill(committed, warm)
@@ -104,13 +106,15 @@ class StringRejectionProposer:
             p1, head, branches = self._pieces(context, path, params, memo)
             if params.greedy:
                 t, r_t = self._likeliest_target(p1, head, branches)
+                if t is None:
+                    break
             else:
                 r = proposal_law(p1, branches, self._spelling, self._spelt, self.one_piece,
                                  self.target_vocab)
-                t = None if r is None else sample(r, rng)
-                r_t = None if r is None else r[t]
-            if t is None:
-                break
+                if r is None:
+                    break
+                t = sample(r, rng)
+                r_t = r[t]
             if self.stop_below is not None and tokens and r_t < self.stop_below:
                 break
             tokens.append(t)
@@ -164,7 +168,8 @@ class StringRejectionProposer:
         one target id."""
         if self._injective:
             spelt = self.one_piece[head]
-            ids, where = np.unique(np.concatenate([spelt[spelt >= 0]] + [b[2] for b in branches]),
+            spelt = spelt[spelt >= 0]
+            ids, where = np.unique(np.concatenate([spelt] + [b[2] for b in branches]),
                                    return_inverse=True)  # sorted: argmax's tie is the lowest id
             spellers = self._speller[ids]
             one_piece_r = np.where(spellers >= 0, p1[spellers], 0.0).astype(np.float64)
@@ -172,9 +177,8 @@ class StringRejectionProposer:
             for d1, _, ts, mass in branches:
                 if self.one_piece[d1] >= 0:  # d1 is in head, so its target is in ids
                     r[np.searchsorted(ids, self.one_piece[d1])] -= mass.sum()
-            n_spelt = int((spelt >= 0).sum())
             if branches:
-                r += np.bincount(where[n_spelt:], np.concatenate([b[3] for b in branches]),
+                r += np.bincount(where[len(spelt):], np.concatenate([b[3] for b in branches]),
                                  minlength=len(ids))
             best = int(np.argmax(r)) if len(r) else -1
             if best >= 0 and r[best] > float(p1[head].min()):
@@ -226,5 +230,3 @@ def _likeliest_pair(branches: list[tuple], t: int) -> list[int] | None:
             if mass[i] > best_mass:
                 best, best_mass = [d1, int(d2s[i])], float(mass[i])
     return best
-
-

@@ -10,6 +10,7 @@ markers of SentencePiece and byte-level BPE are already gone.
 - `DraftText`: the draft's ids for (a prefix of) the committed text, kept in step after every
   round with the smallest re-encoding that is correct.
 - `shared_token_map`: draft id -> target id with the same bytes (TLI's vocabulary intersection).
+- `per_tokenizer`, `per_tokenizer_pair`: vocabulary-wide tables built once, not per request.
 - `SpaceWords`: common text (words, punctuation after a word, new lines) spelt without a
   tokenizer call.
 """
@@ -171,6 +172,19 @@ def per_tokenizer(tokenizer, build: Callable):
     built = _PER_TOKENIZER.setdefault(tokenizer, {})
     if build not in built:
         built[build] = build(tokenizer)
+    return built[build]
+
+
+def _by_second_tokenizer(tokenizer) -> weakref.WeakKeyDictionary:
+    return weakref.WeakKeyDictionary()
+
+
+def per_tokenizer_pair(draft_tokenizer, target_tokenizer, build: Callable):
+    """build(draft_tokenizer, target_tokenizer), computed once per pair, as `per_tokenizer`
+    does for one. What it builds must not hold either tokenizer (the keys are weak)."""
+    built = per_tokenizer(target_tokenizer, _by_second_tokenizer).setdefault(draft_tokenizer, {})
+    if build not in built:
+        built[build] = build(draft_tokenizer, target_tokenizer)
     return built[build]
 
 
@@ -365,7 +379,20 @@ def ids_by_bytes(tokenizer) -> dict[bytes, int]:
 
 
 def shared_token_map(draft_tokenizer, target_tokenizer) -> np.ndarray:
-    """For each draft id, the target id with exactly the same bytes, or -1 (TLI's intersection)."""
+    """For each draft id, the target id with exactly the same bytes, or -1 (TLI's intersection).
+    Built once per pair of tokenizers and shared, so it is read-only."""
+    return per_tokenizer_pair(draft_tokenizer, target_tokenizer, _shared_token_map)
+
+
+def _shared_token_map(draft_tokenizer, target_tokenizer) -> np.ndarray:
     by_bytes = per_tokenizer(target_tokenizer, ids_by_bytes)
-    return np.array([by_bytes.get(b, -1) if b else -1 for b in draft_tokenizer.bytes_table()],
-                    dtype=np.int64)
+    to_target = np.array([by_bytes.get(b, -1) if b else -1
+                          for b in draft_tokenizer.bytes_table()], dtype=np.int64)
+    to_target.flags.writeable = False
+    return to_target
+
+
+def one_to_one(to_target: np.ndarray) -> bool:
+    """Whether no two draft ids map to one target id (a `shared_token_map`)."""
+    shared = to_target[to_target >= 0]
+    return len(shared) == 0 or int(np.bincount(shared).max()) == 1
