@@ -1,0 +1,37 @@
+"""How long making a proposer takes, first and warm: the server makes one per request.
+
+    python benchmarks/build_time.py [--repeats 5]
+
+Loads the embedded pair on llama.cpp and times make_proposer for each cross-vocabulary
+method: the first build (vocabulary-wide tables are made) and the median of the later ones
+(the tables are shared per tokenizer, or per pair of tokenizers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from anyspec.models.registry import load_model
+from anyspec.proposers import CROSS_VOCABULARY, make_proposer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="warm builds per method")
+    args = parser.parse_args()
+    target = load_model("gemma-3-270m", "llamacpp")
+    draft = load_model("smollm2-135m-instruct", "llamacpp", draft=True)
+    print("| method | first build ms | warm build ms, median |\n|---|---|---|")
+    for method in CROSS_VOCABULARY:
+        ms = []
+        for _ in range(1 + args.repeats):
+            began = time.perf_counter()
+            make_proposer(method, target, draft)
+            ms.append(1e3 * (time.perf_counter() - began))
+        print(f"| {method} | {ms[0]:.1f} | {statistics.median(ms[1:]):.1f} |")
+
+
+if __name__ == "__main__":
+    main()
