@@ -1,12 +1,12 @@
-"""slrs's greedy pick reads the proposal law at a few hundred target ids instead of building
-it over Gemma's 262k: it must pick what the full law's argmax picks, with the same
-probability, on the real vocabularies."""
+"""slrs reads its proposal law at a few hundred target ids instead of building it over Gemma's
+262k: the greedy pick must be the full law's argmax, and a sampled proposal must be drawn from,
+and valued by, the full law, on the real vocabularies."""
 
 import numpy as np
 import pytest
 
 from anyspec.proposers import make_proposer
-from anyspec.proposers.string_rejection import _top, proposal_law
+from anyspec.proposers.string_rejection import SparseLaw, _top, proposal_law
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,44 @@ def test_greedy_pick_when_a_branch_outweighs_the_first_pieces(slrs):
     assert t == int(np.argmax(law)) == ts[-1]
     assert slrs._speller[t] not in head
     assert r_t == pytest.approx(float(law[t]), rel=1e-6)
+
+
+@pytest.mark.parametrize("sharpness", [0.0, 3.0, 6.0])
+def test_sparse_law_is_the_full_law(slrs, sharpness):
+    rng = np.random.default_rng(100 + int(sharpness))
+    for _ in range(10):
+        p1, head, branches = _random_pieces(slrs, rng, sharpness)
+        law = proposal_law(p1, branches, slrs._spelling, slrs._spelt, slrs.one_piece,
+                           slrs.target_vocab)
+        sparse = SparseLaw(p1, branches, slrs)
+        unspelt = np.flatnonzero(slrs._speller < 0)[:5]
+        for t in np.concatenate([sparse.changed, slrs.one_piece[head], unspelt,
+                                 rng.integers(0, slrs.target_vocab, 20)]).tolist():
+            if t >= 0:
+                assert sparse[t] == pytest.approx(float(law[t]), rel=1e-6, abs=1e-12)
+        assert np.array_equal(np.asarray(sparse), law)
+
+
+def test_sparse_law_draws_from_the_full_law(slrs):
+    """40k draws, binned on the full law's 12 likeliest ids and the rest: a chi-square far
+    beyond chance would mean a biased draw (say, the two parts mixed in the wrong ratio). The
+    branches take most of their first pieces' mass, so both parts carry weight."""
+    rng = np.random.default_rng(7)
+    p1, _, branches = _random_pieces(slrs, rng, 6.0)
+    branches = [(d1, d2s, ts, mass / mass.sum() * 0.95 * float(p1[d1]))
+                for d1, d2s, ts, mass in branches]
+    law = proposal_law(p1, branches, slrs._spelling, slrs._spelt, slrs.one_piece,
+                       slrs.target_vocab)
+    sparse = SparseLaw(p1, branches, slrs)
+    assert 0.1 < 1 - sparse.base_total / sparse.total < 0.9
+    top = np.argsort(-law)[:12]
+    expected = np.append(law[top], 1 - law[top].sum())
+    bins = {t: i for i, t in enumerate(top.tolist())}
+    n = 40_000
+    counts = np.bincount([bins.get(sparse.draw(rng), len(top)) for _ in range(n)],
+                         minlength=len(top) + 1)
+    chi2 = float(((counts - n * expected) ** 2 / (n * expected)).sum())
+    assert chi2 < 37.7  # 12 degrees of freedom: p = 2e-4
 
 
 def test_proposers_share_the_pair_tables(slrs, gemma_llamacpp, smollm_llamacpp):

@@ -20,9 +20,11 @@ Draft distributions are memoised by prefix, so the pass along the chosen path is
 next position. Per proposed token this costs 1 + `branches` draft passes (one-token forwards
 through the prefix cache) instead of slem's 1: the price of the higher acceptance.
 
-Sampling needs r over all 262k target ids. A greedy proposal needs only r's argmax, and that
-is found among head's spellings and the branches' targets, a few hundred ids at most
-(`_likeliest_target`), with the full r as the fallback when a bound does not decide.
+Neither a proposal nor its acceptance test needs r over all 262k target ids. A greedy
+proposal needs only r's argmax, found among head's spellings and the branches' targets, a few
+hundred ids at most (`_likeliest_target`), with the full r as the fallback when a bound does
+not decide. A sampled one draws from r's two parts, the draft's p1 and the ids the branches
+change (`SparseLaw`); the full r is built only for the residual after a rejection.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class StringRejectionProposer:
         self._speller = np.full(self.target_vocab, -1, dtype=np.int64)  # target id -> draft id
         self._speller[self._spelt[::-1]] = self._spelling[::-1]  # the lowest, if several
         self._injective = one_to_one(self.one_piece)
+        self._spells = (self.one_piece >= 0).astype(np.float32)  # p1 * this: the one-piece part
         self.two_pieces = per_tokenizer_pair(draft.tokenizer, target.tokenizer, TwoPieceTokens)
 
     def prefill(self, committed: Sequence[int], warm: bool = True) -> None:
@@ -109,11 +112,9 @@ class StringRejectionProposer:
                 if t is None:
                     break
             else:
-                r = proposal_law(p1, branches, self._spelling, self._spelt, self.one_piece,
-                                 self.target_vocab)
+                t, r = self._draw(p1, branches, rng)
                 if r is None:
                     break
-                t = sample(r, rng)
                 r_t = r[t]
             if self.stop_below is not None and tokens and r_t < self.stop_below:
                 break
@@ -159,6 +160,17 @@ class StringRejectionProposer:
                 branches.append((d1, d2s, ts, mass.astype(np.float64)))
         return p1, head, branches
 
+    def _draw(self, p1: np.ndarray, branches: list[tuple],
+              rng: np.random.Generator) -> tuple[int, SparseLaw | np.ndarray | None]:
+        """A target id drawn from the proposal law, and the law for the verifier; (-1, None)
+        when no target token has mass."""
+        if self._injective:
+            law = SparseLaw(p1, branches, self)
+            return (law.draw(rng), law) if law.total > 0 else (-1, None)
+        law = proposal_law(p1, branches, self._spelling, self._spelt, self.one_piece,
+                           self.target_vocab)
+        return (sample(law, rng), law) if law is not None else (-1, None)
+
     def _likeliest_target(self, p1: np.ndarray, head: np.ndarray,
                           branches: list[tuple]) -> tuple[int | None, float]:
         """argmax of the proposal law and its probability, without the 262k-wide vector when
@@ -193,6 +205,54 @@ class StringRejectionProposer:
             return None, 0.0
         t = int(np.argmax(law))
         return t, float(law[t])
+
+
+class SparseLaw:
+    """The proposal law r (`proposal_law`) as its two parts: the draft's p1 on the draft ids
+    that spell a target id (`base`; zero at the branches' first pieces) and r at the few
+    target ids the branches change (`changed`, `changed_r`). A draw and r(t) then read the
+    draft's 49k ids, not Gemma's 262k, and the full vector is built only for the verifier's
+    residual after a rejection (np.asarray). For a spelling where each target id has at most
+    one draft id (`one_to_one`)."""
+
+    def __init__(self, p1: np.ndarray, branches: list[tuple], proposer) -> None:
+        self._law_args = (p1, branches, proposer._spelling, proposer._spelt,
+                          proposer.one_piece, proposer.target_vocab)
+        self._dense: np.ndarray | None = None
+        self.one_piece, self.speller = proposer.one_piece, proposer._speller
+        self.base = p1 * proposer._spells
+        ids, values = [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
+        for d1, _, ts, mass in branches:
+            if self.one_piece[d1] >= 0:  # d1's own token keeps what does not continue
+                self.base[d1] = 0.0
+                ids.append(self.one_piece[d1:d1 + 1])
+                values.append(np.array([float(p1[d1]) - mass.sum()]))
+            ids.append(ts)
+            values.append(mass)
+        self.changed, where = np.unique(np.concatenate(ids), return_inverse=True)
+        # base is zero at a first piece's token, so this clip is proposal_law's
+        self.changed_r = np.maximum(np.bincount(where, np.concatenate(values),
+                                                minlength=len(self.changed)), 0.0)
+        self.base_total = float(self.base.sum(dtype=np.float64))
+        self.total = self.base_total + float(self.changed_r.sum())
+
+    def draw(self, rng: np.random.Generator) -> int:
+        if rng.random() * self.total < self.base_total:
+            return int(self.one_piece[sample(self.base, rng)])
+        return int(self.changed[sample(self.changed_r, rng)])
+
+    def __getitem__(self, t: int) -> float:
+        d = self.speller[t]
+        r = float(self.base[d]) if d >= 0 else 0.0
+        i = np.searchsorted(self.changed, t)
+        if i < len(self.changed) and self.changed[i] == t:
+            r += float(self.changed_r[i])
+        return r / self.total
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        if self._dense is None:
+            self._dense = proposal_law(*self._law_args)
+        return self._dense if dtype is None else self._dense.astype(dtype)
 
 
 def proposal_law(p1: np.ndarray, branches: list[tuple], spelling: np.ndarray,

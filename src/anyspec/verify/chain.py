@@ -34,7 +34,7 @@ def residual(token: int, q: np.ndarray, p: np.ndarray | None) -> np.ndarray:
         left = q.copy()
         left[token] = 0.0
     else:
-        left = np.maximum(q - p, 0.0)
+        left = np.maximum(q - np.asarray(p), 0.0)  # p may build its row only now (slrs)
     if left.sum() <= 0:  # q == p: rejection had probability 0; kept for float safety
         return q
     return left
