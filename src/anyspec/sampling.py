@@ -54,7 +54,7 @@ def target_probs(logits: np.ndarray, params: SamplingParams) -> np.ndarray:
     if params.temperature != 1:
         z *= np.float32(1.0 / params.temperature)
     if 0 < params.top_k < z.shape[0]:
-        kth = np.partition(z, -params.top_k)[-params.top_k]
+        kth = z[largest(z, params.top_k)].min()
         z[z < kth] = -np.inf
     z *= np.float32(1.0 / exp_sum(z, float(z.max())))
     if params.top_p < 1.0:
@@ -65,7 +65,7 @@ def target_probs(logits: np.ndarray, params: SamplingParams) -> np.ndarray:
 def _apply_top_p(q: np.ndarray, top_p: float) -> np.ndarray:
     """Keep the smallest set of most likely tokens whose mass reaches top_p (nucleus)."""
     head = min(_TOP_P_HEAD, q.shape[0])
-    idx = np.argpartition(q, -head)[-head:]
+    idx = largest(q, head)
     if q[idx].sum() < top_p:  # the nucleus is wider than the head: sort everything
         idx = np.arange(q.shape[0])
     order = idx[np.argsort(-q[idx], kind="stable")]
@@ -75,6 +75,26 @@ def _apply_top_p(q: np.ndarray, top_p: float) -> np.ndarray:
     keep = order[:n_keep]
     out[keep] = q[keep]
     return out / out.sum(dtype=np.float64)
+
+
+def largest(values: np.ndarray, n: int, stride: int = 64) -> np.ndarray:
+    """The indices of the n largest values, in no particular order (ties at the n-th broken
+    either way, as by argpartition).
+
+    One argpartition costs ~0.45 ms over the draft's 49k entries here and ~2 ms over Gemma's
+    262k. The n-th largest of every `stride`-th entry is a cut that at least n entries reach
+    (those n themselves), and on logits or probabilities about n * stride do: one comparison
+    pass and a small partition, ~10x faster. Where the cut lets too many through (many equal
+    values), the whole row is partitioned."""
+    size = len(values)
+    n = min(n, size)
+    if size >= 4 * n * stride:
+        every = values[::stride]
+        cut = np.partition(every, len(every) - n)[len(every) - n]
+        near = np.flatnonzero(values >= cut)
+        if len(near) <= 4 * n * stride:
+            return near[np.argpartition(values[near], len(near) - n)[len(near) - n:]]
+    return np.argpartition(values, size - n)[size - n:]
 
 
 def sample(probs: np.ndarray, rng: np.random.Generator, block: int = 1024) -> int:

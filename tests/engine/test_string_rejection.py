@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from anyspec.proposers import make_proposer
-from anyspec.proposers.string_rejection import SparseLaw, _top, proposal_law
+from anyspec.proposers.string_rejection import SparseLaw, proposal_law
+from anyspec.sampling import largest
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def _random_pieces(proposer, rng, sharpness):
     n = len(proposer.one_piece)
     p1 = np.exp(sharpness * rng.standard_normal(n)).astype(np.float32)
     p1 /= p1.sum()
-    head = _top(p1, 16)
+    head = largest(p1, 16)
     branches = []
     for d1 in head[np.argsort(-p1[head], kind="stable")].tolist():
         d2s, ts = proposer.two_pieces(d1)

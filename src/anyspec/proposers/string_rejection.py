@@ -36,7 +36,7 @@ import numpy as np
 
 from ..fast_exp import exp_sum
 from ..models.base import LanguageModel
-from ..sampling import SamplingParams, sample, target_probs
+from ..sampling import SamplingParams, largest, sample, target_probs
 from ..vocab import (ids_by_bytes, one_to_one, per_tokenizer, per_tokenizer_pair,
                      shared_token_map)
 from . import Proposal
@@ -149,7 +149,7 @@ class StringRejectionProposer:
         likely under it (`head`, unordered), and the two-piece branches: (d1, d2s, target ids,
         masses p1(d1) p2(d2 | d1)) for each first piece that is continued."""
         p1 = self._draft_p(context, path, params, memo)
-        head = _top(p1, 8 * self.branches)
+        head = largest(p1, 8 * self.branches)
         branches = []
         for d1 in head[np.argsort(-p1[head], kind="stable")].tolist():
             if p1[d1] <= 0 or len(branches) == self.branches:
@@ -271,12 +271,6 @@ def proposal_law(p1: np.ndarray, branches: list[tuple], spelling: np.ndarray,
         return None
     r /= total
     return r
-
-
-def _top(p: np.ndarray, n: int) -> np.ndarray:
-    """The ids of the n largest entries of p, in no particular order."""
-    n = min(len(p), n)
-    return np.argpartition(p, len(p) - n)[len(p) - n:]
 
 
 def _likeliest_pair(branches: list[tuple], t: int) -> list[int] | None:
