@@ -31,7 +31,8 @@ def test_top_k_and_top_p_keep_the_right_tokens():
     assert np.allclose(q, [4 / 9, 3 / 9, 2 / 9, 0])
 
 
-@pytest.mark.parametrize("size, n", [(49152, 16), (262144, 50), (5000, 16), (10, 20), (70000, 1)])
+@pytest.mark.parametrize("size, n", [(49152, 16), (262144, 50), (262144, 2048), (5000, 16),
+                                     (10, 20), (70000, 1), (100, 0)])
 def test_largest_finds_the_n_largest(size, n):
     """Peaked probabilities, logits, and rows where most entries are equal (zeros, -inf: the
     sampled cut lets everything through, so the whole row is partitioned)."""
