@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from anyspec.proposers import make_proposer
-from anyspec.proposers.string_rejection import SparseLaw, proposal_law
+from anyspec.proposers.string_rejection import DraftDist, SparseLaw, proposal_law
 from anyspec.sampling import largest
 
 
@@ -31,6 +31,11 @@ def _random_pieces(proposer, rng, sharpness):
     return p1, head, branches
 
 
+def _as_draft(p1):
+    """p1 as `_draft_p` gives it: unnormalised weights and the scale that normalises them."""
+    return DraftDist(p1 * np.float32(3.0), 1 / 3.0)
+
+
 @pytest.mark.parametrize("sharpness", [0.0, 1.0, 3.0, 6.0])
 def test_greedy_pick_equals_the_full_laws_argmax(slrs, sharpness):
     """A flat p1 (sharpness 0) leaves the bound undecided, so the full law picks; sharper
@@ -38,9 +43,10 @@ def test_greedy_pick_equals_the_full_laws_argmax(slrs, sharpness):
     rng = np.random.default_rng(int(sharpness * 10))
     for _ in range(20):
         p1, head, branches = _random_pieces(slrs, rng, sharpness)
-        law = proposal_law(p1, branches, slrs._spelling, slrs._spelt, slrs.one_piece,
+        draft = _as_draft(p1)
+        law = proposal_law(draft.dense(), branches, slrs._spelling, slrs._spelt, slrs.one_piece,
                            slrs.target_vocab)
-        t, r_t = slrs._likeliest_target(p1, head, branches)
+        t, r_t = slrs._likeliest_target(draft, head, branches)
         assert t == int(np.argmax(law))
         assert r_t == pytest.approx(float(law[t]), rel=1e-6)
 
@@ -57,8 +63,9 @@ def test_greedy_pick_when_a_branch_outweighs_the_first_pieces(slrs):
     mass = np.zeros(len(d2s))
     mass[-1] = float(p1[d1])
     branches = [(d1, d2s, ts, mass)]
-    t, r_t = slrs._likeliest_target(p1, head, branches)
-    law = proposal_law(p1, branches, slrs._spelling, slrs._spelt, slrs.one_piece,
+    draft = _as_draft(p1)
+    t, r_t = slrs._likeliest_target(draft, head, branches)
+    law = proposal_law(draft.dense(), branches, slrs._spelling, slrs._spelt, slrs.one_piece,
                        slrs.target_vocab)
     assert t == int(np.argmax(law)) == ts[-1]
     assert slrs._speller[t] not in head
@@ -70,9 +77,10 @@ def test_sparse_law_is_the_full_law(slrs, sharpness):
     rng = np.random.default_rng(100 + int(sharpness))
     for _ in range(10):
         p1, head, branches = _random_pieces(slrs, rng, sharpness)
-        law = proposal_law(p1, branches, slrs._spelling, slrs._spelt, slrs.one_piece,
+        draft = _as_draft(p1)
+        law = proposal_law(draft.dense(), branches, slrs._spelling, slrs._spelt, slrs.one_piece,
                            slrs.target_vocab)
-        sparse = SparseLaw(p1, branches, slrs)
+        sparse = SparseLaw(draft, branches, slrs)
         unspelt = np.flatnonzero(slrs._speller < 0)[:5]
         for t in np.concatenate([sparse.changed, slrs.one_piece[head], unspelt,
                                  rng.integers(0, slrs.target_vocab, 20)]).tolist():
@@ -89,9 +97,10 @@ def test_sparse_law_draws_from_the_full_law(slrs):
     p1, _, branches = _random_pieces(slrs, rng, 6.0)
     branches = [(d1, d2s, ts, mass / mass.sum() * 0.95 * float(p1[d1]))
                 for d1, d2s, ts, mass in branches]
-    law = proposal_law(p1, branches, slrs._spelling, slrs._spelt, slrs.one_piece,
+    draft = _as_draft(p1)
+    law = proposal_law(draft.dense(), branches, slrs._spelling, slrs._spelt, slrs.one_piece,
                        slrs.target_vocab)
-    sparse = SparseLaw(p1, branches, slrs)
+    sparse = SparseLaw(draft, branches, slrs)
     assert 0.1 < 1 - sparse.base_total / sparse.total < 0.9
     top = np.argsort(-law)[:12]
     expected = np.append(law[top], 1 - law[top].sum())

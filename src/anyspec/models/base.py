@@ -233,6 +233,8 @@ def common_prefix_length(a: list[int], b: list[int]) -> int:
     n = min(len(a), len(b))
     if a[:n] == b[:n]:
         return n
+    if a[:n - 1] == b[:n - 1]:  # the next usual case: another token at the last position
+        return n - 1
     lo, hi = 0, n  # binary search the first mismatch on slices (C speed per probe)
     while lo < hi:
         mid = (lo + hi + 1) // 2

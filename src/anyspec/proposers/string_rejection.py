@@ -92,6 +92,7 @@ class StringRejectionProposer:
         self._injective = one_to_one(self.one_piece)
         self._spells = (self.one_piece >= 0).astype(np.float32)  # p1 * this: the one-piece part
         self.two_pieces = per_tokenizer_pair(draft.tokenizer, target.tokenizer, TwoPieceTokens)
+        self._r = np.zeros(self.target_vocab)  # _likeliest_target's scratch, zero between uses
 
     def prefill(self, committed: Sequence[int], warm: bool = True) -> None:
         self.side.prefill(committed, warm)
@@ -126,52 +127,53 @@ class StringRejectionProposer:
         return Proposal(tokens, None if params.greedy else probs)
 
     def _draft_p(self, context: list[int], pieces: list[int], params: SamplingParams,
-                 memo: dict[tuple[int, ...], np.ndarray]) -> np.ndarray:
-        """The draft's distribution after context + pieces (float32), its end-of-text ids
-        removed; greedy proposals read the draft's plain softmax (temperature 1)."""
+                 memo: dict[tuple[int, ...], DraftDist]) -> DraftDist:
+        """The draft's distribution after context + pieces, its end-of-text ids removed;
+        greedy proposals read the draft's plain softmax (temperature 1)."""
         key = tuple(pieces)
         if key not in memo:
-            row = self.draft.logits(context + pieces, n_last=1)[0]
-            if params.greedy:  # one pass fewer: end-of-text goes before the exp
-                p = np.array(row, dtype=np.float32)
-                p[self.side.banned] = -np.inf
-                p *= np.float32(1.0 / exp_sum(p, float(p.max())))
+            row = self.draft.logits(context + pieces, n_last=1)[0]  # a new array: ours
+            if params.greedy:  # end-of-text goes before the exp, in place
+                row[self.side.banned] = -np.inf
+                scale = 1.0 / exp_sum(row, float(row.max()))
             else:
-                p = target_probs(row, params)
-                p[self.side.banned] = 0.0
-                p *= np.float32(1.0 / p.sum(dtype=np.float64))
-            memo[key] = p
+                row = target_probs(row, params)
+                row[self.side.banned] = 0.0
+                scale = 1.0 / float(row.sum(dtype=np.float64))
+            memo[key] = DraftDist(row, scale)
         return memo[key]
 
     def _pieces(self, context: list[int], path: list[int], params: SamplingParams,
-                memo: dict) -> tuple[np.ndarray, np.ndarray, list[tuple]]:
+                memo: dict) -> tuple[DraftDist, np.ndarray, list[tuple]]:
         """The draft's first-piece distribution p1 after context + path, the draft ids most
         likely under it (`head`, unordered), and the two-piece branches: (d1, d2s, target ids,
         masses p1(d1) p2(d2 | d1)) for each first piece that is continued."""
         p1 = self._draft_p(context, path, params, memo)
-        head = largest(p1, 8 * self.branches)
+        head = largest(p1.weights, 8 * self.branches)
+        head_p = p1[head]
         branches = []
-        for d1 in head[np.argsort(-p1[head], kind="stable")].tolist():
-            if p1[d1] <= 0 or len(branches) == self.branches:
+        for i in np.argsort(-head_p, kind="stable").tolist():
+            if head_p[i] <= 0 or len(branches) == self.branches:
                 break
+            d1 = int(head[i])
             d2s, ts = self.two_pieces(d1)
             if len(d2s):
-                mass = float(p1[d1]) * self._draft_p(context, path + [d1], params, memo)[d2s]
+                mass = float(head_p[i]) * self._draft_p(context, path + [d1], params, memo)[d2s]
                 branches.append((d1, d2s, ts, mass.astype(np.float64)))
         return p1, head, branches
 
-    def _draw(self, p1: np.ndarray, branches: list[tuple],
+    def _draw(self, p1: DraftDist, branches: list[tuple],
               rng: np.random.Generator) -> tuple[int, SparseLaw | np.ndarray | None]:
         """A target id drawn from the proposal law, and the law for the verifier; (-1, None)
         when no target token has mass."""
         if self._injective:
             law = SparseLaw(p1, branches, self)
             return (law.draw(rng), law) if law.total > 0 else (-1, None)
-        law = proposal_law(p1, branches, self._spelling, self._spelt, self.one_piece,
+        law = proposal_law(p1.dense(), branches, self._spelling, self._spelt, self.one_piece,
                            self.target_vocab)
         return (sample(law, rng), law) if law is not None else (-1, None)
 
-    def _likeliest_target(self, p1: np.ndarray, head: np.ndarray,
+    def _likeliest_target(self, p1: DraftDist, head: np.ndarray,
                           branches: list[tuple]) -> tuple[int | None, float]:
         """argmax of the proposal law and its probability, without the 262k-wide vector when
         possible. r(t) differs from p1 of the draft id spelling t only at the branches'
@@ -180,26 +182,27 @@ class StringRejectionProposer:
         one target id."""
         if self._injective:
             spelt = self.one_piece[head]
-            spelt = spelt[spelt >= 0]
-            ids, where = np.unique(np.concatenate([spelt] + [b[2] for b in branches]),
-                                   return_inverse=True)  # sorted: argmax's tie is the lowest id
+            ids = np.concatenate([spelt[spelt >= 0]] + [b[2] for b in branches])  # repeats
             spellers = self._speller[ids]
-            one_piece_r = np.where(spellers >= 0, p1[spellers], 0.0).astype(np.float64)
-            r = one_piece_r.copy()
+            one_piece_r = np.where(spellers >= 0, p1[spellers], 0.0)
+            r = self._r  # r at ids, summed in a zeroed target-wide scratch row
+            r[ids] = one_piece_r
             for d1, _, ts, mass in branches:
                 if self.one_piece[d1] >= 0:  # d1 is in head, so its target is in ids
-                    r[np.searchsorted(ids, self.one_piece[d1])] -= mass.sum()
-            if branches:
-                r += np.bincount(where[len(spelt):], np.concatenate([b[3] for b in branches]),
-                                 minlength=len(ids))
-            best = int(np.argmax(r)) if len(r) else -1
-            if best >= 0 and r[best] > float(p1[head].min()):
+                    r[self.one_piece[d1]] -= mass.sum()
+                r[ts] += mass  # a branch reaches each of its targets once
+            r_ids = r[ids]
+            r[ids] = 0.0
+            best = float(r_ids.max()) if len(ids) else 0.0
+            if len(ids) and best > float(p1[head].min()):
+                t = int(ids[r_ids == best].min())  # the full law's argmax takes the lowest id
                 if self.stop_below is None:
-                    return int(ids[best]), 1.0  # r(t) is read only by the stop rule
-                total = float(p1[self._spelling].sum(dtype=np.float64))  # r outside ids
-                total += float(np.maximum(r, 0.0).sum() - one_piece_r.sum())
-                return int(ids[best]), float(r[best]) / total
-        law = proposal_law(p1, branches, self._spelling, self._spelt, self.one_piece,
+                    return t, 1.0  # r(t) is read only by the stop rule
+                once = np.unique(ids, return_index=True)[1]
+                total = float(p1.weights[self._spelling].sum(dtype=np.float64)) * p1.scale
+                total += float((np.maximum(r_ids[once], 0.0) - one_piece_r[once]).sum())
+                return t, best / total
+        law = proposal_law(p1.dense(), branches, self._spelling, self._spelt, self.one_piece,
                            self.target_vocab)
         if law is None:
             return None, 0.0
@@ -207,20 +210,38 @@ class StringRejectionProposer:
         return t, float(law[t])
 
 
+class DraftDist:
+    """A draft distribution as non-negative weights and the scale that normalises them:
+    p[ids] = weights[ids] * scale. Most reads want a few entries, so the multiply over all
+    49k ids is paid only when the whole vector is asked for (`dense`)."""
+
+    def __init__(self, weights: np.ndarray, scale: float = 1.0) -> None:
+        self.weights, self.scale = weights, scale
+        self._dense: np.ndarray | None = None
+
+    def __getitem__(self, ids):
+        return self.weights[ids] * self.scale
+
+    def dense(self) -> np.ndarray:
+        if self._dense is None:
+            self._dense = self.weights * np.float32(self.scale)
+        return self._dense
+
+
 class SparseLaw:
     """The proposal law r (`proposal_law`) as its two parts: the draft's p1 on the draft ids
-    that spell a target id (`base`; zero at the branches' first pieces) and r at the few
-    target ids the branches change (`changed`, `changed_r`). A draw and r(t) then read the
-    draft's 49k ids, not Gemma's 262k, and the full vector is built only for the verifier's
-    residual after a rejection (np.asarray). For a spelling where each target id has at most
-    one draft id (`one_to_one`)."""
+    that spell a target id (`base`, p1's weights, so p1 is `base` times `base_scale`; zero at
+    the branches' first pieces) and r at the few target ids the branches change (`changed`,
+    `changed_r`). A draw and r(t) then read the draft's 49k ids, not Gemma's 262k, and the
+    full vector is built only for the verifier's residual after a rejection (np.asarray). For
+    a spelling where each target id has at most one draft id (`one_to_one`)."""
 
-    def __init__(self, p1: np.ndarray, branches: list[tuple], proposer) -> None:
+    def __init__(self, p1: DraftDist, branches: list[tuple], proposer) -> None:
         self._law_args = (p1, branches, proposer._spelling, proposer._spelt,
                           proposer.one_piece, proposer.target_vocab)
         self._dense: np.ndarray | None = None
         self.one_piece, self.speller = proposer.one_piece, proposer._speller
-        self.base = p1 * proposer._spells
+        self.base, self.base_scale = p1.weights * proposer._spells, p1.scale
         ids, values = [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
         for d1, _, ts, mass in branches:
             if self.one_piece[d1] >= 0:  # d1's own token keeps what does not continue
@@ -233,7 +254,7 @@ class SparseLaw:
         # base is zero at a first piece's token, so this clip is proposal_law's
         self.changed_r = np.maximum(np.bincount(where, np.concatenate(values),
                                                 minlength=len(self.changed)), 0.0)
-        self.base_total = float(self.base.sum(dtype=np.float64))
+        self.base_total = float(self.base.sum(dtype=np.float64)) * self.base_scale
         self.total = self.base_total + float(self.changed_r.sum())
 
     def draw(self, rng: np.random.Generator) -> int:
@@ -243,7 +264,7 @@ class SparseLaw:
 
     def __getitem__(self, t: int) -> float:
         d = self.speller[t]
-        r = float(self.base[d]) if d >= 0 else 0.0
+        r = float(self.base[d]) * self.base_scale if d >= 0 else 0.0
         i = np.searchsorted(self.changed, t)
         if i < len(self.changed) and self.changed[i] == t:
             r += float(self.changed_r[i])
@@ -251,7 +272,8 @@ class SparseLaw:
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         if self._dense is None:
-            self._dense = proposal_law(*self._law_args)
+            p1, *rest = self._law_args
+            self._dense = proposal_law(p1.dense(), *rest)
         return self._dense if dtype is None else self._dense.astype(dtype)
 
 
