@@ -153,6 +153,7 @@ class LanguageModel(ABC):
         """Logits predicting the token after each of the last `n_last` positions of `ids`.
 
         Row i predicts ids[len(ids) - n_last + i + 1]; the last row predicts the next token.
+        A new array each call: the caller may write into it.
         """
         if not isinstance(ids, list):
             ids = list(ids)

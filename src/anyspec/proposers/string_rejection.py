@@ -128,18 +128,21 @@ class StringRejectionProposer:
 
     def _draft_p(self, context: list[int], pieces: list[int], params: SamplingParams,
                  memo: dict[tuple[int, ...], DraftDist]) -> DraftDist:
-        """The draft's distribution after context + pieces, its end-of-text ids removed;
-        greedy proposals read the draft's plain softmax (temperature 1)."""
+        """The draft's distribution after context + pieces, its end-of-text ids removed: the
+        softmax at the sampling temperature (greedy proposals read temperature 1), truncated
+        as the target's q is when top-k or top-p is set."""
         key = tuple(pieces)
         if key not in memo:
             row = self.draft.logits(context + pieces, n_last=1)[0]  # a new array: ours
-            if params.greedy:  # end-of-text goes before the exp, in place
-                row[self.side.banned] = -np.inf
-                scale = 1.0 / exp_sum(row, float(row.max()))
-            else:
+            if not params.greedy and (params.top_k or params.top_p < 1):
                 row = target_probs(row, params)
                 row[self.side.banned] = 0.0
                 scale = 1.0 / float(row.sum(dtype=np.float64))
+            else:  # one exp pass in place, end-of-text out before it
+                if not params.greedy and params.temperature != 1:
+                    row *= np.float32(1.0 / params.temperature)
+                row[self.side.banned] = -np.inf
+                scale = 1.0 / exp_sum(row, float(row.max()))
             memo[key] = DraftDist(row, scale)
         return memo[key]
 
