@@ -8,8 +8,9 @@ temporary worktree and runs one worker process per side (the working tree and th
 with the llama.cpp pair loaded once. The workers take turns on the same Spec-Bench questions
 (one per category, 64 tokens, k = 4, greedy unless --temperature says otherwise, with the
 question's index as the seed), the order alternating, so drift hits both alike. Prints each
-side's median and mean overhead per round and whether their outputs agree (sampled outputs
-can differ where the two sides compute the distributions differently in the last bits).
+side's median and mean overhead per round, its draft passes' time per round, its speed after
+prefill, and whether their outputs agree (sampled outputs can differ where the two sides
+compute the distributions differently in the last bits).
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ for line in sys.stdin:
     draft.reset()
     sampling = SamplingParams(temperature=float(sys.argv[2]), seed=int(line))
     result = gen.generate(target.tokenizer.encode(q.turns[0]), 64, sampling)
-    print(json.dumps({"overhead_ms": result.stats.overhead_ms, "text": result.text}), flush=True)
+    s = result.stats
+    print(json.dumps({"overhead_ms": s.overhead_ms, "text": result.text, "rounds": s.rounds,
+                      "draft_s": s.draft_seconds, "new_tokens": s.new_tokens,
+                      "decode_s": s.total_seconds - s.prefill_seconds}), flush=True)
 """
 
 
@@ -72,6 +76,8 @@ def main() -> None:
                        "working tree": start_worker(REPO / "src", args.method, args.temperature)}
             n = {int(w.stdout.readline()) for w in workers.values()}.pop()
             overhead = {side: [] for side in workers}
+            totals = {side: dict(rounds=0, draft_s=0.0, new_tokens=0, decode_s=0.0)
+                      for side in workers}
             agree = True
             for rep in range(args.repeats):
                 for i in range(n):
@@ -82,6 +88,8 @@ def main() -> None:
                         workers[side].stdin.flush()
                         reply = json.loads(workers[side].stdout.readline())
                         overhead[side] += reply["overhead_ms"]
+                        for key in totals[side]:
+                            totals[side][key] += reply[key]
                         texts.add(reply["text"])
                     agree = agree and len(texts) == 1
             for w in workers.values():
@@ -93,8 +101,11 @@ def main() -> None:
     print(f"{args.method}, temperature {args.temperature:g}, {args.repeats} x {n} questions, "
           "overhead per round (ms):")
     for side, values in overhead.items():
+        t = totals[side]
+        draft_ms, speed = 1e3 * t["draft_s"] / t["rounds"], t["new_tokens"] / t["decode_s"]
         print(f"  {side:13s} {len(values)} rounds, median {statistics.median(values):.2f}, "
-              f"mean {statistics.mean(values):.2f}")
+              f"mean {statistics.mean(values):.2f}; draft passes {draft_ms:.1f} ms per round; "
+              f"{speed:.1f} tok/s after prefill")
     print("outputs agree" if agree else "OUTPUTS DIFFER")
 
 

@@ -99,3 +99,53 @@ def test_the_tokenizer_outlives_its_model():
     gc.collect()
     ids = tokenizer.encode(TEXT, add_special=False)
     assert tokenizer.decode_bytes(ids) == TEXT.encode()
+
+
+def _separately(model, ids, siblings):
+    rows = []
+    for s in siblings:
+        model.reset()
+        model.logits(ids)
+        rows.append(model.logits(ids + [s])[-1])
+    return np.stack(rows)
+
+
+@pytest.mark.parametrize("siblings", [[1000, 2000], [1000, 2000, 3000, 4000, 5000, 6000]],
+                         ids=["one pass", "two"])
+def test_sibling_logits_match_a_pass_per_sibling(smollm_llamacpp, siblings):
+    # the draft as anyspec loads it holds 4 sequences: 6 siblings take two batched passes
+    model = smollm_llamacpp
+    assert model.sibling_capacity == 4
+    ids = model.tokenizer.encode(TEXT)
+    expected = _separately(model, ids, siblings)
+    for cached in (ids, ids[:5], []):  # the prefix in the cache, part of it, none
+        model.reset()
+        if cached:
+            model.logits(cached)
+        calls = model.counter.calls
+        got = model.sibling_logits(ids, siblings)
+        assert model.counter.calls - calls == (len(siblings) + 3) // 4
+        assert model.cached == ids + siblings[:1]
+        # not bit for bit: a batch of rows, and a sibling's cache cell further along, round
+        # differently (up to ~0.8 logits seen; the draft is not split invariant); rows of
+        # different siblings differ by 12 logits and more
+        distance = np.abs(got[:, None, :] - expected[None, :, :]).max(axis=2)
+        assert (distance.argmin(axis=1) == np.arange(len(siblings))).all()
+        assert distance.diagonal().max() < 1.5
+        # each sibling saw the prefix, not the others: the cache holds the first one only
+        after = model.logits(ids + siblings[:1] + [7])[-1]
+        model.reset()
+        model.logits(ids)
+        model.logits(ids + siblings[:1])
+        np.testing.assert_array_equal(after, model.logits(ids + siblings[:1] + [7])[-1])
+
+
+def test_sibling_logits_without_parallel_sequences_take_a_pass_each(models):
+    model = models(_smollm_path)
+    assert model.sibling_capacity == 1
+    ids = model.tokenizer.encode(TEXT)
+    expected = _separately(model, ids, [1000, 2000, 3000])
+    model.reset()
+    got = model.sibling_logits(ids, [1000, 2000, 3000])
+    np.testing.assert_array_equal(got, expected)
+    assert model.cached == ids + [1000]

@@ -140,6 +140,16 @@ class LanguageModel(ABC):
         override this."""
         raise AnyspecError(self.no_trees_message())
 
+    sibling_capacity: int = 1  # siblings that _forward_siblings runs in one pass
+
+    def _forward_siblings(self, ids: Sequence[int], start: int,
+                          siblings: Sequence[int]) -> np.ndarray:
+        """Run `ids` at positions start, start+1, ..., then each of `siblings` (at most
+        `sibling_capacity`) at the position after them, each seeing `ids` but not the others;
+        return the siblings' float32 logits, one row each. The cache keeps ids + siblings[:1].
+        Backends that hold parallel sequences override this."""
+        raise NotImplementedError
+
     @property
     def supports_trees(self) -> bool:
         return type(self)._forward_tree is not LanguageModel._forward_tree
@@ -159,21 +169,38 @@ class LanguageModel(ABC):
             ids = list(ids)
         if not 1 <= n_last <= len(ids):
             raise ValueError(f"n_last must be in [1, {len(ids)}], got {n_last}")
-        if len(ids) > self.n_ctx:
-            raise ContextOverflowError(
-                f"{self.name}: {len(ids)} tokens do not fit in its context of {self.n_ctx}; "
-                "shorten the prompt, lower max_new_tokens, or raise the context size (--n-ctx)"
-            )
+        self._check_fits(len(ids))
         keep = min(common_prefix_length(self.cached, ids), len(ids) - n_last)
         self.rollback(keep)
         start = time.perf_counter()
         out = self._forward(ids[keep:], keep, n_last)
-        seconds = time.perf_counter() - start
-        self.counter.seconds += seconds
-        self.costs.record(len(ids) - keep, seconds)
-        self.counter.calls += 1
-        self.counter.tokens += len(ids) - keep
+        self._count(len(ids) - keep, time.perf_counter() - start)
         self.cached.extend(ids[keep:])  # the cache held ids[:keep]; a copy, not the caller's list
+        return out
+
+    def sibling_logits(self, ids: Sequence[int], siblings: Sequence[int]) -> np.ndarray:
+        """Row i: the logits predicting the token after ids + [siblings[i]], as the last row of
+        logits(ids + [siblings[i]]). One pass for up to `sibling_capacity` siblings where the
+        backend can batch them (llama.cpp sequences), a pass each otherwise. A new array. The
+        cache keeps ids + siblings[:1]."""
+        if not isinstance(ids, list):
+            ids = list(ids)
+        siblings = [int(s) for s in siblings]
+        if self.sibling_capacity < 2 or len(siblings) < 2:
+            rows = [self.logits(ids + [s])[-1] for s in reversed(siblings)]  # the first last
+            return np.stack(rows[::-1]) if rows else np.empty((0, self.vocab_size), np.float32)
+        self._check_fits(len(ids) + 1)
+        out = np.empty((len(siblings), self.vocab_size), dtype=np.float32)
+        cap = self.sibling_capacity
+        for lo in reversed(range(0, len(siblings), cap)):  # the group holding the first last
+            keep = common_prefix_length(self.cached, ids)
+            self.rollback(keep)
+            group = siblings[lo:lo + cap]
+            start = time.perf_counter()
+            out[lo:lo + len(group)] = self._forward_siblings(ids[keep:], keep, group)
+            self._count(len(ids) - keep + len(group), time.perf_counter() - start)
+            self.cached.extend(ids[keep:])
+            self.cached.append(group[0])
         return out
 
     def tree_logits(self, committed: Sequence[int], tokens: Sequence[int],
@@ -199,17 +226,27 @@ class LanguageModel(ABC):
             len(chain) - 1 if p < 0 else len(chain) + p for p in parents]
         start = time.perf_counter()
         out = self._forward_tree(chain + list(tokens), keep, block_parents, len(tokens) + 1)
-        seconds = time.perf_counter() - start
-        self.counter.seconds += seconds
-        self.costs.record(len(chain) + len(tokens), seconds)
-        self.counter.calls += 1
-        self.counter.tokens += len(chain) + len(tokens)
+        self._count(len(chain) + len(tokens), time.perf_counter() - start)
         # the cache holds chain + every node, in order: keep chain + the leading chain of nodes
         on_path = main_path_length(parents)
         self._truncate(keep + len(chain) + on_path)
         self.cached.extend(chain)
         self.cached.extend(tokens[:on_path])
         return out
+
+    def _check_fits(self, length: int) -> None:
+        if length > self.n_ctx:
+            raise ContextOverflowError(
+                f"{self.name}: {length} tokens do not fit in its context of {self.n_ctx}; "
+                "shorten the prompt, lower max_new_tokens, or raise the context size (--n-ctx)"
+            )
+
+    def _count(self, n_tokens: int, seconds: float) -> None:
+        """Book one forward pass over n_tokens new positions."""
+        self.counter.seconds += seconds
+        self.costs.record(n_tokens, seconds)
+        self.counter.calls += 1
+        self.counter.tokens += n_tokens
 
     def rollback(self, length: int) -> None:
         """Keep only the first `length` cached positions."""

@@ -104,28 +104,39 @@ def _quiet_llama_cpp_logs(llama_cpp) -> None:
         llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
 
 
-def _load(Llama, llama_cpp_llama, repack: bool, **kwargs):
-    """Llama(**kwargs); without repacking of weights at load when `repack` is False.
+def _load(Llama, llama_cpp_llama, repack: bool, sequences: int, **kwargs):
+    """Llama(**kwargs); without repacking of weights at load when `repack` is False, with a
+    cache of `sequences` parallel sequences sharing its cells (unified) when above 1.
 
-    llama-cpp-python does not expose llama_model_params.use_extra_bufts, so the default params
-    it starts from are patched for the duration of this one construction.
+    llama-cpp-python exposes neither llama_model_params.use_extra_bufts nor n_seq_max outside
+    embedding mode, so the default params it starts from are patched for the duration of this
+    one construction.
     """
-    if repack:
+    if repack and sequences == 1:
         return Llama(**kwargs)
     lib = llama_cpp_llama.llama_cpp  # the ctypes module llama.py takes its defaults from
     with _LOAD_LOCK:
-        original = lib.llama_model_default_params
+        model_defaults = lib.llama_model_default_params
+        context_defaults = lib.llama_context_default_params
 
-        def no_extra_bufts():
-            params = original()
-            params.use_extra_bufts = False
+        def model_params():
+            params = model_defaults()
+            params.use_extra_bufts = repack
             return params
 
-        lib.llama_model_default_params = no_extra_bufts
+        def context_params():
+            params = context_defaults()
+            params.n_seq_max = sequences
+            params.kv_unified = True  # one pool of cells: a copied prefix costs no memory
+            return params
+
+        lib.llama_model_default_params = model_params
+        lib.llama_context_default_params = context_params
         try:
             return Llama(**kwargs)
         finally:
-            lib.llama_model_default_params = original
+            lib.llama_model_default_params = model_defaults
+            lib.llama_context_default_params = context_defaults
 
 
 class LlamaCppModel(LanguageModel):
@@ -133,7 +144,7 @@ class LlamaCppModel(LanguageModel):
 
     def __init__(self, path: str | Path, name: str | None = None, n_ctx: int = 4096,
                  n_threads: int | None = None, n_batch: int = 512,
-                 split_invariant: bool = True) -> None:
+                 split_invariant: bool = True, sequences: int = 1) -> None:
         super().__init__()
         try:
             from llama_cpp import Llama
@@ -163,7 +174,7 @@ class LlamaCppModel(LanguageModel):
         extra = 1 if split_invariant else 0
         try:
             self._llm = _load(
-                Llama, llama_cpp_llama, repack=not split_invariant,
+                Llama, llama_cpp_llama, repack=not split_invariant, sequences=sequences,
                 model_path=str(path), n_ctx=n_ctx + extra, n_batch=n_batch, n_ubatch=n_batch,
                 n_threads=threads, n_threads_batch=threads, verbose=False,
                 swa_full=True,  # sliding-window layers keep every position, so rollback works
@@ -176,6 +187,7 @@ class LlamaCppModel(LanguageModel):
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self._n_batch = n_batch
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        self.sibling_capacity = sequences
 
     def _forward(self, ids: Sequence[int], start: int, n_logits: int) -> np.ndarray:
         lc = self._llama_cpp
@@ -213,6 +225,38 @@ class LlamaCppModel(LanguageModel):
                     ptr = lc.llama_get_logits_ith(self._ctx, j)
                     out[i - first_logit] = np.ctypeslib.as_array(ptr, shape=(self.vocab_size,))
         return out
+
+    def _forward_siblings(self, ids: Sequence[int], start: int,
+                          siblings: Sequence[int]) -> np.ndarray:
+        """The siblings go in one batch at the same position, sibling j in sequence j, which
+        first gets a copy of sequence 0's cells (in a unified cache, a tag on each cell). Each
+        then attends to the shared prefix and itself only. Sequences 1.. are dropped after."""
+        lc = self._llama_cpp
+        if ids:
+            self._forward(ids, start, 0)
+        pos = start + len(ids)
+        b = self._batch
+        b.n_tokens = len(siblings)
+        for j, tok in enumerate(siblings):
+            b.token[j] = tok
+            b.pos[j] = pos
+            b.n_seq_id[j] = 1
+            b.seq_id[j][0] = j
+            b.logits[j] = True
+            if j:
+                lc.llama_memory_seq_cp(self._memory, 0, j, -1, -1)
+        try:
+            rc = lc.llama_decode(self._ctx, b)
+            if rc != 0:
+                raise RuntimeError(f"llama_decode failed with code {rc}")
+            out = np.empty((len(siblings), self.vocab_size), dtype=np.float32)
+            for j in range(len(siblings)):
+                ptr = lc.llama_get_logits_ith(self._ctx, j)
+                out[j] = np.ctypeslib.as_array(ptr, shape=(self.vocab_size,))
+            return out
+        finally:
+            for j in range(1, len(siblings)):
+                lc.llama_memory_seq_rm(self._memory, j, -1, -1)
 
     def _truncate(self, length: int) -> None:
         if not self._llama_cpp.llama_memory_seq_rm(self._memory, 0, length, -1):

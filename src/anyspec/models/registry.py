@@ -16,6 +16,7 @@ from ..errors import AnyspecError
 from .base import LanguageModel
 
 BACKENDS = ("auto", "llamacpp", "hf")
+DRAFT_SEQUENCES = 4  # a llama.cpp draft's parallel sequences: siblings per batched pass
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,10 @@ def load_model(spec: str, backend: str = "auto", device: str = "cpu",
                                "use --backend hf for CUDA")
         from .llamacpp import LlamaCppModel
 
+        # a draft's sibling passes (slrs's branches) share one batch; a target's verification
+        # needs split invariance instead (llamacpp.py)
         return LlamaCppModel(path, name=name, split_invariant=not draft,
+                             sequences=DRAFT_SEQUENCES if draft else 1,
                              **({"n_ctx": n_ctx} if n_ctx else {}))
     from .hf import HFModel
 

@@ -17,8 +17,10 @@ two caps, and r is defined with them (it stays a true distribution, so the rule 
 - only the `branches` most likely first pieces that begin a longer target token get the extra
   draft pass for d2 (the others stop at one piece).
 Draft distributions are memoised by prefix, so the pass along the chosen path is reused for the
-next position. Per proposed token this costs 1 + `branches` draft passes (one-token forwards
-through the prefix cache) instead of slem's 1: the price of the higher acceptance.
+next position. Per proposed token this costs 1 + `branches` draft rows (one-token forwards
+through the prefix cache) instead of slem's 1: the price of the higher acceptance. The
+branches' rows sit at the same position, so they go in one pass where the backend can batch
+siblings (`sibling_logits`; llama.cpp: one sequence each).
 
 Neither a proposal nor its acceptance test needs r over all 262k target ids. A greedy
 proposal needs only r's argmax, found among head's spellings and the branches' targets, a few
@@ -133,18 +135,31 @@ class StringRejectionProposer:
         as the target's q is when top-k or top-p is set."""
         key = tuple(pieces)
         if key not in memo:
-            row = self.draft.logits(context + pieces, n_last=1)[0]  # a new array: ours
-            if not params.greedy and (params.top_k or params.top_p < 1):
-                row = target_probs(row, params)
-                row[self.side.banned] = 0.0
-                scale = 1.0 / float(row.sum(dtype=np.float64))
-            else:  # one exp pass in place, end-of-text out before it
-                if not params.greedy and params.temperature != 1:
-                    row *= np.float32(1.0 / params.temperature)
-                row[self.side.banned] = -np.inf
-                scale = 1.0 / exp_sum(row, float(row.max()))
-            memo[key] = DraftDist(row, scale)
+            memo[key] = self._dist(self.draft.logits(context + pieces, n_last=1)[0], params)
         return memo[key]
+
+    def _draft_p_after_each(self, context: list[int], path: list[int], d1s: list[int],
+                            params: SamplingParams, memo: dict) -> list[DraftDist]:
+        """_draft_p after path + [d1] for each d1; those not memoised come from one sibling
+        pass (the backend batches them where it can). The first d1 stays in the draft's cache."""
+        missing = [d1 for d1 in d1s if tuple(path + [d1]) not in memo]
+        if missing:
+            rows = self.draft.sibling_logits(context + path, missing)  # a new array: ours
+            for d1, row in zip(missing, rows):
+                memo[tuple(path + [d1])] = self._dist(row, params)
+        return [memo[tuple(path + [d1])] for d1 in d1s]
+
+    def _dist(self, row: np.ndarray, params: SamplingParams) -> DraftDist:
+        """A logits row (ours to overwrite) as _draft_p's distribution."""
+        if not params.greedy and (params.top_k or params.top_p < 1):
+            row = target_probs(row, params)
+            row[self.side.banned] = 0.0
+            return DraftDist(row, 1.0 / float(row.sum(dtype=np.float64)))
+        # one exp pass in place, end-of-text out before it
+        if not params.greedy and params.temperature != 1:
+            row *= np.float32(1.0 / params.temperature)
+        row[self.side.banned] = -np.inf
+        return DraftDist(row, 1.0 / exp_sum(row, float(row.max())))
 
     def _pieces(self, context: list[int], path: list[int], params: SamplingParams,
                 memo: dict) -> tuple[DraftDist, np.ndarray, list[tuple]]:
@@ -154,15 +169,17 @@ class StringRejectionProposer:
         p1 = self._draft_p(context, path, params, memo)
         head = largest(p1.weights, 8 * self.branches)
         head_p = p1[head]
-        branches = []
+        continued = []  # (d1, p1(d1)) for the likeliest first pieces that begin longer tokens
         for i in np.argsort(-head_p, kind="stable").tolist():
-            if head_p[i] <= 0 or len(branches) == self.branches:
+            if head_p[i] <= 0 or len(continued) == self.branches:
                 break
-            d1 = int(head[i])
+            if len(self.two_pieces(int(head[i]))[0]):
+                continued.append((int(head[i]), float(head_p[i])))
+        p2s = self._draft_p_after_each(context, path, [d1 for d1, _ in continued], params, memo)
+        branches = []
+        for (d1, p_d1), p2 in zip(continued, p2s):
             d2s, ts = self.two_pieces(d1)
-            if len(d2s):
-                mass = float(head_p[i]) * self._draft_p(context, path + [d1], params, memo)[d2s]
-                branches.append((d1, d2s, ts, mass.astype(np.float64)))
+            branches.append((d1, d2s, ts, (p_d1 * p2[d2s]).astype(np.float64)))
         return p1, head, branches
 
     def _draw(self, p1: DraftDist, branches: list[tuple],
