@@ -89,6 +89,25 @@ def test_sparse_law_is_the_full_law(slrs, sharpness):
         assert np.array_equal(np.asarray(sparse), law)
 
 
+def test_sparse_residual_is_the_full_one(slrs):
+    """The verifier's max(0, q - r) from the law's parts equals the one from the 262k-wide r,
+    for a q that is above r on some of r's ids and below it on others."""
+    rng = np.random.default_rng(11)
+    for sharpness in (0.0, 6.0):
+        p1, _, branches = _random_pieces(slrs, rng, sharpness)
+        draft = _as_draft(p1)
+        law = proposal_law(draft.dense(), branches, slrs._spelling, slrs._spelt,
+                           slrs.one_piece, slrs.target_vocab)
+        noise = rng.dirichlet(np.full(slrs.target_vocab, 0.1))
+        q = (0.7 * law + 0.3 * noise).astype(np.float32)
+        q[rng.integers(0, slrs.target_vocab, 50)] = 0.0
+        q /= q.sum(dtype=np.float64)
+        got = SparseLaw(draft, branches, slrs).residual_of(q)
+        want = np.maximum(q - law, 0.0)
+        assert (got > 0).sum() > 1000 and (q - law < 0).sum() > 1000  # both signs occur
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-7)  # float32 against float64
+
+
 def test_sparse_law_draws_from_the_full_law(slrs):
     """40k draws, binned on the full law's 12 likeliest ids and the rest: a chi-square far
     beyond chance would mean a biased draw (say, the two parts mixed in the wrong ratio). The

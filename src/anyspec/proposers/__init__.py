@@ -19,7 +19,8 @@ from ..sampling import SamplingParams
 class Proposal:
     tokens: list[int] = field(default_factory=list)
     # one row per token, over the target vocabulary (an array, or indexable by id and made one
-    # by np.asarray); None: every token is a point mass
+    # by np.asarray, optionally with residual_of(q) = max(0, q - row) without the whole row);
+    # None: every token is a point mass
     draft_probs: Sequence[np.ndarray] | None = None
     # a tree: parents[i] is token i's parent (-1: follows the committed ids); None: a chain
     parents: list[int] | None = None

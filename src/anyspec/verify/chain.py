@@ -33,8 +33,10 @@ def residual(token: int, q: np.ndarray, p: np.ndarray | None) -> np.ndarray:
     if p is None:
         left = q.copy()
         left[token] = 0.0
+    elif hasattr(p, "residual_of"):  # a law kept in parts, whose full row costs (slrs)
+        left = p.residual_of(q)
     else:
-        left = np.maximum(q - np.asarray(p), 0.0)  # p may build its row only now (slrs)
+        left = np.maximum(q - np.asarray(p), 0.0)
     if left.sum() <= 0:  # q == p: rejection had probability 0; kept for float safety
         return q
     return left
