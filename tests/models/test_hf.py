@@ -159,6 +159,26 @@ def test_tree_rows_equal_each_branch_scored_alone(request, name, prefix):
     np.testing.assert_allclose(kept[0], rows[3], rtol=0, atol=5e-4)
 
 
+def test_sibling_logits_are_one_tree_pass(smollm):
+    """Siblings after a prefix, as children of its last id in one tree pass, give each
+    sibling's own logits; the cache keeps the first."""
+    smollm.reset()
+    ids = _prompt_ids(smollm)
+    siblings = [ids[3], ids[5], ids[8]]
+    smollm.logits(ids[:-2], 1)  # two ids of the prefix go into the pass too
+    calls = smollm.counter.calls
+    got = smollm.sibling_logits(ids, siblings)
+    assert smollm.counter.calls - calls == 1
+    assert smollm.cached == ids + siblings[:1]
+    after = smollm.logits(ids + siblings[:1] + [ids[2]], 1)
+    smollm.reset()
+    rows = np.stack([smollm.logits(ids + [s], 1)[0] for s in siblings])
+    np.testing.assert_allclose(got, rows, rtol=0, atol=5e-4)
+    assert (got.argmax(1) == rows.argmax(1)).all()
+    np.testing.assert_allclose(after, smollm.logits(ids + siblings[:1] + [ids[2]], 1),
+                               rtol=0, atol=5e-4)
+
+
 def test_a_tree_without_tokens_or_on_llamacpp_is_handled(gemma):
     from anyspec.models.registry import load_model
 

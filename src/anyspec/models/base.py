@@ -140,15 +140,22 @@ class LanguageModel(ABC):
         override this."""
         raise AnyspecError(self.no_trees_message())
 
-    sibling_capacity: int = 1  # siblings that _forward_siblings runs in one pass
+    @property
+    def sibling_capacity(self) -> int:
+        """How many siblings _forward_siblings runs in one pass (1: it cannot)."""
+        return 64 if self.supports_trees else 1
 
     def _forward_siblings(self, ids: Sequence[int], start: int,
                           siblings: Sequence[int]) -> np.ndarray:
         """Run `ids` at positions start, start+1, ..., then each of `siblings` (at most
         `sibling_capacity`) at the position after them, each seeing `ids` but not the others;
         return the siblings' float32 logits, one row each. The cache keeps ids + siblings[:1].
-        Backends that hold parallel sequences override this."""
-        raise NotImplementedError
+        Here a tree pass, the siblings children of the last of `ids`; backends without trees
+        that hold parallel sequences override this."""
+        parents = [i - 1 for i in range(len(ids))] + [len(ids) - 1] * len(siblings)  # -1: cache
+        out = self._forward_tree(list(ids) + list(siblings), start, parents, len(siblings))
+        self._truncate(start + len(ids) + 1)
+        return out
 
     @property
     def supports_trees(self) -> bool:
@@ -181,7 +188,7 @@ class LanguageModel(ABC):
     def sibling_logits(self, ids: Sequence[int], siblings: Sequence[int]) -> np.ndarray:
         """Row i: the logits predicting the token after ids + [siblings[i]], as the last row of
         logits(ids + [siblings[i]]). One pass for up to `sibling_capacity` siblings where the
-        backend can batch them (llama.cpp sequences), a pass each otherwise. A new array. The
+        backend can batch them (a tree mask, llama.cpp sequences), a pass each otherwise. A new array. The
         cache keeps ids + siblings[:1]."""
         if not isinstance(ids, list):
             ids = list(ids)
