@@ -188,8 +188,8 @@ class LanguageModel(ABC):
     def sibling_logits(self, ids: Sequence[int], siblings: Sequence[int]) -> np.ndarray:
         """Row i: the logits predicting the token after ids + [siblings[i]], as the last row of
         logits(ids + [siblings[i]]). One pass for up to `sibling_capacity` siblings where the
-        backend can batch them (a tree mask, llama.cpp sequences), a pass each otherwise. A new array. The
-        cache keeps ids + siblings[:1]."""
+        backend can batch them (a tree mask, llama.cpp sequences), a pass each otherwise.
+        A new array. The cache keeps ids + siblings[:1]."""
         if not isinstance(ids, list):
             ids = list(ids)
         siblings = [int(s) for s in siblings]

@@ -169,17 +169,17 @@ class StringRejectionProposer:
         p1 = self._draft_p(context, path, params, memo)
         head = largest(p1.weights, 8 * self.branches)
         head_p = p1[head]
-        continued = []  # (d1, p1(d1)) for the likeliest first pieces that begin longer tokens
+        continued = []  # (d1, p1(d1), d2s, ts): the likeliest pieces that begin longer tokens
         for i in np.argsort(-head_p, kind="stable").tolist():
             if head_p[i] <= 0 or len(continued) == self.branches:
                 break
-            if len(self.two_pieces(int(head[i]))[0]):
-                continued.append((int(head[i]), float(head_p[i])))
-        p2s = self._draft_p_after_each(context, path, [d1 for d1, _ in continued], params, memo)
-        branches = []
-        for (d1, p_d1), p2 in zip(continued, p2s):
+            d1 = int(head[i])
             d2s, ts = self.two_pieces(d1)
-            branches.append((d1, d2s, ts, (p_d1 * p2[d2s]).astype(np.float64)))
+            if len(d2s):
+                continued.append((d1, float(head_p[i]), d2s, ts))
+        p2s = self._draft_p_after_each(context, path, [c[0] for c in continued], params, memo)
+        branches = [(d1, d2s, ts, (p_d1 * p2[d2s]).astype(np.float64))
+                    for (d1, p_d1, d2s, ts), p2 in zip(continued, p2s)]
         return p1, head, branches
 
     def _draw(self, p1: DraftDist, branches: list[tuple],
