@@ -257,8 +257,7 @@ class SparseLaw:
     each target id has at most one draft id (`one_to_one`)."""
 
     def __init__(self, p1: DraftDist, branches: list[tuple], proposer) -> None:
-        self._law_args = (p1, branches, proposer._spelling, proposer._spelt,
-                          proposer.one_piece, proposer.target_vocab)
+        self._p1, self._branches = p1, branches  # for the full vector, if asked for
         self._dense: np.ndarray | None = None
         self.one_piece, self.speller = proposer.one_piece, proposer._speller
         self.spelling, self.spelt = proposer._spelling, proposer._spelt
@@ -303,8 +302,8 @@ class SparseLaw:
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         if self._dense is None:
-            p1, *rest = self._law_args
-            self._dense = proposal_law(p1.dense(), *rest)
+            self._dense = proposal_law(self._p1.dense(), self._branches, self.spelling,
+                                       self.spelt, self.one_piece, len(self.speller))
         return self._dense if dtype is None else self._dense.astype(dtype)
 
 
