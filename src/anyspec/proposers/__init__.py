@@ -61,7 +61,8 @@ METHODS = {
     "tokentiming": (True, "as slem, plus DTW alignment carrying draft confidence to target tokens"),
     "tli": (True, "any vocabularies: draft restricted to tokens both vocabularies share"),
     "slrs": (True, "any vocabularies: string-level rejection sampling over the draft's "
-                   "segmentations of each target token (more draft passes, higher acceptance)"),
+                   "segmentations of each target token (more draft passes, higher acceptance "
+                   "when sampling; greedy, it proposes as slem)"),
 }
 CROSS_VOCABULARY = ("tokentiming", "slem", "tli", "slrs")
 TREE_METHODS = ("sd", "tli", "slem", "tokentiming")  # slrs draws strings: chains only

@@ -22,11 +22,15 @@ through the prefix cache) instead of slem's 1: the price of the higher acceptanc
 branches' rows sit at the same position, so they go in one pass where the backend can batch
 siblings (`sibling_logits`; llama.cpp: one sequence each).
 
-Neither a proposal nor its acceptance test needs r over all 262k target ids. A greedy
-proposal needs only r's argmax, found among head's spellings and the branches' targets, a few
-hundred ids at most (`_likeliest_target`), with the full r as the fallback when a bound does
-not decide. A sampled one draws from r's two parts, the draft's p1 and the ids the branches
-change (`SparseLaw`), which also gives the verifier its residual max(0, q - r) from them.
+At temperature 0 the target is a point mass: the rule accepts a proposal only when it is the
+target's greedy token, whatever r gives it. r's argmax (one target token at a time, at most
+two pieces) found that token less often than slem's proposal, the draft's greedy text
+re-encoded for the target (MAT 3.46 against 3.78, docs/performance.md), at three times the
+cost per round, so greedy `slrs` proposes as `slem` does.
+
+A sampled proposal needs r at a few hundred ids, not over all 262k target ids: it draws from
+r's two parts, the draft's p1 and the ids the branches change (`SparseLaw`), which also give
+the verifier its residual max(0, q - r).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from ..sampling import SamplingParams, largest, sample, target_probs
 from ..vocab import (ids_by_bytes, one_to_one, per_tokenizer, per_tokenizer_pair,
                      shared_token_map)
 from . import Proposal
-from .retokenize import DraftSide
+from .retokenize import RetokenizingProposer
 
 
 class TwoPieceTokens:
@@ -81,7 +85,10 @@ class StringRejectionProposer:
     def __init__(self, draft: LanguageModel, target: LanguageModel,
                  stop_below: float | None = None, draft_window: int | None = None,
                  branches: int = 2) -> None:
-        self.side = DraftSide(draft, target, draft_window)
+        # greedy proposals (module docstring); both draft along one DraftSide
+        self.exact_match = RetokenizingProposer(draft, target, "slem", stop_below=stop_below,
+                                                draft_window=draft_window)
+        self.side = self.exact_match.side
         self.draft = draft
         self.target_vocab = target.vocab_size
         self.stop_below = stop_below
@@ -94,45 +101,39 @@ class StringRejectionProposer:
         self._injective = one_to_one(self.one_piece)
         self._spells = (self.one_piece >= 0).astype(np.float32)  # p1 * this: the one-piece part
         self.two_pieces = per_tokenizer_pair(draft.tokenizer, target.tokenizer, TwoPieceTokens)
-        self._r = np.zeros(self.target_vocab)  # _likeliest_target's scratch, zero between uses
 
     def prefill(self, committed: Sequence[int], warm: bool = True) -> None:
         self.side.prefill(committed, warm)
 
     def propose(self, committed: Sequence[int], k: int, params: SamplingParams,
                 rng: np.random.Generator) -> Proposal:
+        if params.greedy:
+            return self.exact_match.propose(committed, k, params, rng)
         if self.side.sync(committed):  # committed text ends inside a character: skip a round
             return Proposal()
         context = list(self.side.text.ids)
-        memo: dict[tuple[int, ...], np.ndarray] = {}  # draft pieces after context -> p
+        memo: dict[tuple[int, ...], DraftDist] = {}  # draft pieces after context -> p
         tokens, probs, path = [], [], []
         for _ in range(k):
             if len(context) + len(path) + 1 > self.draft.n_ctx:
                 break
-            p1, head, branches = self._pieces(context, path, params, memo)
-            if params.greedy:
-                t, r_t = self._likeliest_target(p1, head, branches)
-                if t is None:
-                    break
-            else:
-                t, r = self._draw(p1, branches, rng)
-                if r is None:
-                    break
-                r_t = r[t]
-            if self.stop_below is not None and tokens and r_t < self.stop_below:
+            p1, branches = self._pieces(context, path, params, memo)
+            t, r = self._draw(p1, branches, rng)
+            if r is None:
+                break
+            if self.stop_below is not None and tokens and r[t] < self.stop_below:
                 break
             tokens.append(t)
-            if not params.greedy:
-                probs.append(r)
+            probs.append(r)
             path += _likeliest_pair(branches, t) or [int(self._speller[t])]
         self.side.last_drafted = path
-        return Proposal(tokens, None if params.greedy else probs)
+        return Proposal(tokens, probs)
 
     def _draft_p(self, context: list[int], pieces: list[int], params: SamplingParams,
                  memo: dict[tuple[int, ...], DraftDist]) -> DraftDist:
         """The draft's distribution after context + pieces, its end-of-text ids removed: the
-        softmax at the sampling temperature (greedy proposals read temperature 1), truncated
-        as the target's q is when top-k or top-p is set."""
+        softmax at the sampling temperature, truncated as the target's q is when top-k or
+        top-p is set."""
         key = tuple(pieces)
         if key not in memo:
             memo[key] = self._dist(self.draft.logits(context + pieces, n_last=1)[0], params)
@@ -151,21 +152,21 @@ class StringRejectionProposer:
 
     def _dist(self, row: np.ndarray, params: SamplingParams) -> DraftDist:
         """A logits row (ours to overwrite) as _draft_p's distribution."""
-        if not params.greedy and (params.top_k or params.top_p < 1):
+        if params.top_k or params.top_p < 1:
             row = target_probs(row, params)
             row[self.side.banned] = 0.0
             return DraftDist(row, 1.0 / float(row.sum(dtype=np.float64)))
         # one exp pass in place, end-of-text out before it
-        if not params.greedy and params.temperature != 1:
+        if params.temperature != 1:
             row *= np.float32(1.0 / params.temperature)
         row[self.side.banned] = -np.inf
         return DraftDist(row, 1.0 / exp_sum(row, float(row.max())))
 
     def _pieces(self, context: list[int], path: list[int], params: SamplingParams,
-                memo: dict) -> tuple[DraftDist, np.ndarray, list[tuple]]:
-        """The draft's first-piece distribution p1 after context + path, the draft ids most
-        likely under it (`head`, unordered), and the two-piece branches: (d1, d2s, target ids,
-        masses p1(d1) p2(d2 | d1)) for each first piece that is continued."""
+                memo: dict) -> tuple[DraftDist, list[tuple]]:
+        """The draft's first-piece distribution p1 after context + path and the two-piece
+        branches: (d1, d2s, target ids, masses p1(d1) p2(d2 | d1)) for each of the likeliest
+        first pieces that begin longer target tokens."""
         p1 = self._draft_p(context, path, params, memo)
         head = largest(p1.weights, 8 * self.branches)
         head_p = p1[head]
@@ -180,7 +181,7 @@ class StringRejectionProposer:
         p2s = self._draft_p_after_each(context, path, [c[0] for c in continued], params, memo)
         branches = [(d1, d2s, ts, (p_d1 * p2[d2s]).astype(np.float64))
                     for (d1, p_d1, d2s, ts), p2 in zip(continued, p2s)]
-        return p1, head, branches
+        return p1, branches
 
     def _draw(self, p1: DraftDist, branches: list[tuple],
               rng: np.random.Generator) -> tuple[int, SparseLaw | np.ndarray | None]:
@@ -192,42 +193,6 @@ class StringRejectionProposer:
         law = proposal_law(p1.dense(), branches, self._spelling, self._spelt, self.one_piece,
                            self.target_vocab)
         return (sample(law, rng), law) if law is not None else (-1, None)
-
-    def _likeliest_target(self, p1: DraftDist, head: np.ndarray,
-                          branches: list[tuple]) -> tuple[int | None, float]:
-        """argmax of the proposal law and its probability, without the 262k-wide vector when
-        possible. r(t) differs from p1 of the draft id spelling t only at the branches'
-        targets, so no target outside those and head's spellings has r(t) above the least p1
-        in head. The full law when that bound does not decide, or when two draft ids spell
-        one target id."""
-        if self._injective:
-            spelt = self.one_piece[head]
-            ids = np.concatenate([spelt[spelt >= 0]] + [b[2] for b in branches])  # repeats
-            spellers = self._speller[ids]
-            one_piece_r = np.where(spellers >= 0, p1[spellers], 0.0)
-            r = self._r  # r at ids, summed in a zeroed target-wide scratch row
-            r[ids] = one_piece_r
-            for d1, _, ts, mass in branches:
-                if self.one_piece[d1] >= 0:  # d1 is in head, so its target is in ids
-                    r[self.one_piece[d1]] -= mass.sum()
-                r[ts] += mass  # a branch reaches each of its targets once
-            r_ids = r[ids]
-            r[ids] = 0.0
-            best = float(r_ids.max()) if len(ids) else 0.0
-            if len(ids) and best > float(p1[head].min()):
-                t = int(ids[r_ids == best].min())  # the full law's argmax takes the lowest id
-                if self.stop_below is None:
-                    return t, 1.0  # r(t) is read only by the stop rule
-                once = np.unique(ids, return_index=True)[1]
-                total = float(p1.weights[self._spelling].sum(dtype=np.float64)) * p1.scale
-                total += float((np.maximum(r_ids[once], 0.0) - one_piece_r[once]).sum())
-                return t, best / total
-        law = proposal_law(p1.dense(), branches, self._spelling, self._spelt, self.one_piece,
-                           self.target_vocab)
-        if law is None:
-            return None, 0.0
-        t = int(np.argmax(law))
-        return t, float(law[t])
 
 
 class DraftDist:
