@@ -51,7 +51,28 @@ def test_sparse_law_is_the_full_law(slrs, sharpness):
                                  rng.integers(0, slrs.target_vocab, 20)]).tolist():
             if t >= 0:
                 assert sparse[t] == pytest.approx(float(law[t]), rel=1e-6, abs=1e-12)
-        assert np.array_equal(np.asarray(sparse), law)
+        np.testing.assert_allclose(np.asarray(sparse), law, rtol=1e-6, atol=1e-12)
+
+
+def test_sparse_law_when_most_of_p1_spells_nothing(slrs):
+    """base's total comes from p1's sum less what left it; where most of p1 is on draft ids
+    spelling no target token (say, pieces of a character) it is summed instead, and r stays
+    the full law to float precision."""
+    rng = np.random.default_rng(9)
+    p1, head, branches = _random_pieces(slrs, rng, 3.0)
+    unspelt = np.flatnonzero(slrs.one_piece < 0)
+    p1[unspelt[:50]] += 100.0 * p1.max()
+    p1 /= p1.sum()
+    branches = [(d1, d2s, ts, float(p1[d1]) * 0.9 * mass / mass.sum())
+                for d1, d2s, ts, mass in branches]
+    draft = _as_draft(p1)
+    law = proposal_law(draft.dense(), branches, slrs._spelling, slrs._spelt, slrs.one_piece,
+                       slrs.target_vocab)
+    sparse = SparseLaw(draft, branches, slrs)
+    assert sparse.base_total < 0.05  # most of p1 left base
+    np.testing.assert_allclose(np.asarray(sparse), law, rtol=1e-6, atol=1e-12)
+    t = int(np.argmax(law))
+    assert sparse[t] == pytest.approx(float(law[t]), rel=1e-6)
 
 
 def test_sparse_residual_is_the_full_one(slrs):

@@ -14,8 +14,9 @@ two caps, and r is defined with them (it stays a true distribution, so the rule 
 - segmentations of at most two draft tokens (`max_pieces`), and the process takes the longest
   match: after d1 it draws d2, and stops at the two-piece token if d1+d2 spells one, otherwise
   at d1's token (or proposes nothing when d1 alone spells no target token);
-- only the `branches` most likely first pieces that begin a longer target token get the extra
-  draft pass for d2 (the others stop at one piece).
+- only the `branches` most likely first pieces that begin a longer target token, and only
+  those with more than `branch_floor` of p1's mass, get the extra draft pass for d2 (the others
+  stop at one piece).
 Draft distributions are memoised by prefix, so the pass along the chosen path is reused for the
 next position. Per proposed token this costs 1 + `branches` draft rows (one-token forwards
 through the prefix cache) instead of slem's 1: the price of the higher acceptance. The
@@ -84,7 +85,7 @@ class StringRejectionProposer:
 
     def __init__(self, draft: LanguageModel, target: LanguageModel,
                  stop_below: float | None = None, draft_window: int | None = None,
-                 branches: int = 2) -> None:
+                 branches: int = 2, branch_floor: float = 0.0) -> None:
         # greedy proposals (module docstring); both draft along one DraftSide
         self.exact_match = RetokenizingProposer(draft, target, "slem", stop_below=stop_below,
                                                 draft_window=draft_window)
@@ -92,14 +93,14 @@ class StringRejectionProposer:
         self.draft = draft
         self.target_vocab = target.vocab_size
         self.stop_below = stop_below
-        self.branches = branches
+        self.branches, self.branch_floor = branches, branch_floor
         self.one_piece = shared_token_map(draft.tokenizer, target.tokenizer)
         self._spelling = np.flatnonzero(self.one_piece >= 0)  # draft ids that spell a target id
         self._spelt = self.one_piece[self._spelling]  # ... and that target id
         self._speller = np.full(self.target_vocab, -1, dtype=np.int64)  # target id -> draft id
         self._speller[self._spelt[::-1]] = self._spelling[::-1]  # the lowest, if several
         self._injective = one_to_one(self.one_piece)
-        self._spells = (self.one_piece >= 0).astype(np.float32)  # p1 * this: the one-piece part
+        self._unspelling = np.flatnonzero(self.one_piece < 0)  # draft ids that spell none
         self.two_pieces = per_tokenizer_pair(draft.tokenizer, target.tokenizer, TwoPieceTokens)
 
     def prefill(self, committed: Sequence[int], warm: bool = True) -> None:
@@ -172,7 +173,7 @@ class StringRejectionProposer:
         head_p = p1[head]
         continued = []  # (d1, p1(d1), d2s, ts): the likeliest pieces that begin longer tokens
         for i in np.argsort(-head_p, kind="stable").tolist():
-            if head_p[i] <= 0 or len(continued) == self.branches:
+            if head_p[i] <= self.branch_floor or len(continued) == self.branches:
                 break
             d1 = int(head[i])
             d2s, ts = self.two_pieces(d1)
@@ -196,9 +197,9 @@ class StringRejectionProposer:
 
 
 class DraftDist:
-    """A draft distribution as non-negative weights and the scale that normalises them:
-    p[ids] = weights[ids] * scale. Most reads want a few entries, so the multiply over all
-    49k ids is paid only when the whole vector is asked for (`dense`)."""
+    """A draft distribution as non-negative weights and the scale that normalises them (1 /
+    their sum): p[ids] = weights[ids] * scale. Most reads want a few entries, so the multiply
+    over all 49k ids is paid only when the whole vector is asked for (`dense`)."""
 
     def __init__(self, weights: np.ndarray, scale: float = 1.0) -> None:
         self.weights, self.scale = weights, scale
@@ -219,27 +220,39 @@ class SparseLaw:
     the branches' first pieces) and r at the few target ids the branches change (`changed`,
     `changed_r`). A draw, r(t) and the verifier's residual (`residual_of`) then read the
     draft's 49k ids, not Gemma's 262k; np.asarray builds the full vector. For a spelling where
-    each target id has at most one draft id (`one_to_one`)."""
+    each target id has at most one draft id (`one_to_one`).
+
+    It takes p1's weights over as `base` (zeroed where they spell no target id), so p1 must
+    not be read after: a copy and a sum over 49k ids cost more than the zeroing, right after
+    a draft pass when the caches are cold."""
 
     def __init__(self, p1: DraftDist, branches: list[tuple], proposer) -> None:
-        self._p1, self._branches = p1, branches  # for the full vector, if asked for
         self._dense: np.ndarray | None = None
         self.one_piece, self.speller = proposer.one_piece, proposer._speller
         self.spelling, self.spelt = proposer._spelling, proposer._spelt
-        self.base, self.base_scale = p1.weights * proposer._spells, p1.scale
+        self.base, self.base_scale = p1.weights, p1.scale
+        unspelt = proposer._unspelling
+        dropped = float(self.base[unspelt].sum(dtype=np.float64))  # weights leaving base
+        self.base[unspelt] = 0.0
         ids, values = [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
         for d1, _, ts, mass in branches:
             if self.one_piece[d1] >= 0:  # d1's own token keeps what does not continue
-                self.base[d1] = 0.0
                 ids.append(self.one_piece[d1:d1 + 1])
-                values.append(np.array([float(p1[d1]) - mass.sum()]))
+                values.append(np.array([float(self.base[d1]) * self.base_scale - mass.sum()]))
+                dropped += float(self.base[d1])
+                self.base[d1] = 0.0
             ids.append(ts)
             values.append(mass)
         self.changed, where = np.unique(np.concatenate(ids), return_inverse=True)
         # base is zero at a first piece's token, so this clip is proposal_law's
         self.changed_r = np.maximum(np.bincount(where, np.concatenate(values),
                                                 minlength=len(self.changed)), 0.0)
-        self.base_total = float(self.base.sum(dtype=np.float64)) * self.base_scale
+        # the weights sum to 1 / scale (DraftDist), so base's sum is that less what left it;
+        # summed anew when most left, where the difference would lose precision
+        base_sum = 1.0 / self.base_scale - dropped
+        if base_sum < 0.5 / self.base_scale:
+            base_sum = float(self.base.sum(dtype=np.float64))
+        self.base_total = base_sum * self.base_scale
         self.total = self.base_total + float(self.changed_r.sum())
 
     def draw(self, rng: np.random.Generator) -> int:
@@ -267,8 +280,10 @@ class SparseLaw:
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         if self._dense is None:
-            self._dense = proposal_law(self._p1.dense(), self._branches, self.spelling,
-                                       self.spelt, self.one_piece, len(self.speller))
+            r = np.zeros(len(self.speller))
+            r[self.spelt] = self.base[self.spelling] * self.base_scale  # one draft id each
+            r[self.changed] += self.changed_r
+            self._dense = r / self.total
         return self._dense if dtype is None else self._dense.astype(dtype)
 
 
