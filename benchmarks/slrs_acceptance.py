@@ -69,11 +69,10 @@ def main() -> None:
         "tli": make_proposer("tli", target, draft),
         "slrs, no branches": StringRejectionProposer(draft, target, branches=0),
         "slrs, 1 branch": StringRejectionProposer(draft, target, branches=1),
-        "slrs, 2 branches": StringRejectionProposer(draft, target),
+        "slrs, 2 branches, no floor": StringRejectionProposer(draft, target, branch_floor=0.0),
+        "slrs (2 branches, floor 0.1)": StringRejectionProposer(draft, target),
+        "slrs, 2 branches, floor 0.3": StringRejectionProposer(draft, target, branch_floor=0.3),
     }
-    for floor in (0.03, 0.1, 0.3):
-        proposers[f"slrs, 2 branches, floor {floor}"] = StringRejectionProposer(
-            draft, target, branch_floor=floor)
     params = SamplingParams(temperature=args.temperature)
     accepted = {name: [] for name in proposers}
     drafted_rows = dict.fromkeys(proposers, 0)

@@ -16,7 +16,9 @@ two caps, and r is defined with them (it stays a true distribution, so the rule 
   at d1's token (or proposes nothing when d1 alone spells no target token);
 - only the `branches` most likely first pieces that begin a longer target token, and only
   those with more than `branch_floor` of p1's mass, get the extra draft pass for d2 (the others
-  stop at one piece).
+  stop at one piece). A branch moves at most its first piece's mass; those under 10% added
+  0.0003 to the chance a proposal is accepted, for a quarter of the draft rows
+  (`benchmarks/slrs_acceptance.py`, docs/performance.md).
 Draft distributions are memoised by prefix, so the pass along the chosen path is reused for the
 next position. Per proposed token this costs 1 + `branches` draft rows (one-token forwards
 through the prefix cache) instead of slem's 1: the price of the higher acceptance. The
@@ -85,7 +87,7 @@ class StringRejectionProposer:
 
     def __init__(self, draft: LanguageModel, target: LanguageModel,
                  stop_below: float | None = None, draft_window: int | None = None,
-                 branches: int = 2, branch_floor: float = 0.0) -> None:
+                 branches: int = 2, branch_floor: float = 0.1) -> None:
         # greedy proposals (module docstring); both draft along one DraftSide
         self.exact_match = RetokenizingProposer(draft, target, "slem", stop_below=stop_below,
                                                 draft_window=draft_window)
