@@ -11,17 +11,17 @@ and a token sampled from r is verified with min(1, q(t)/r(t)) and residual norm(
 
 The exact r needs draft passes for every prefix of every segmentation. The cost is bounded by
 two caps, and r is defined with them (it stays a true distribution, so the rule stays exact):
-- segmentations of at most two draft tokens (`max_pieces`), and the process takes the longest
-  match: after d1 it draws d2, and stops at the two-piece token if d1+d2 spells one, otherwise
-  at d1's token (or proposes nothing when d1 alone spells no target token);
+- segmentations of at most two draft tokens, and the process takes the longest match: after
+  d1 it draws d2, and stops at the two-piece token if d1+d2 spells one, otherwise at d1's
+  token (or proposes nothing when d1 alone spells no target token);
 - only the `branches` most likely first pieces that begin a longer target token, and only
   those with more than `branch_floor` of p1's mass, get the extra draft pass for d2 (the others
   stop at one piece). A branch moves at most its first piece's mass; those under 10% added
   0.0003 to the chance a proposal is accepted, for a quarter of the draft rows
   (`benchmarks/slrs_acceptance.py`, docs/performance.md).
 Draft distributions are memoised by prefix, so the pass along the chosen path is reused for the
-next position. Per proposed token this costs 1 + `branches` draft rows (one-token forwards
-through the prefix cache) instead of slem's 1: the price of the higher acceptance. The
+next position. Per proposed token this costs up to 1 + `branches` draft rows (one-token
+forwards through the prefix cache) instead of slem's 1: the price of the higher acceptance. The
 branches' rows sit at the same position, so they go in one pass where the backend can batch
 siblings (`sibling_logits`; llama.cpp: one sequence each).
 
