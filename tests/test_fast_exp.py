@@ -32,3 +32,18 @@ def test_rows_the_c_loop_cannot_take_go_through_numpy():
     assert exp_sum(row, 1.0) == pytest.approx(np.exp([-1.0, -2.0, -3.0, 0.0]).sum())
     strided = np.array([0.0, 9.0, -1.0, 9.0, 1.0, 9.0], dtype=np.float32)[::2]
     assert exp_sum(strided, 1.0) == pytest.approx(np.exp([-1.0, -2.0, 0.0]).sum(), rel=1e-6)
+
+
+def test_a_row_of_a_matrix_is_exponentiated_where_it_lies():
+    """The C loop gets the row's own address, not its base array's (rows[1] starts 3 in)."""
+    rows = np.array([[5.0, 5.0, 5.0], [0.0, -1.0, 1.0]], dtype=np.float32)
+    assert exp_sum(rows[1], 1.0) == pytest.approx(np.exp([-1.0, -2.0, 0.0]).sum(), rel=1e-6)
+    np.testing.assert_allclose(rows, [[5.0, 5.0, 5.0], np.exp([-1.0, -2.0, 0.0])], rtol=5e-6)
+
+
+def test_a_read_only_row_is_refused_and_left_as_it_was():
+    row = np.array([0.0, -1.0, 1.0], dtype=np.float32)
+    row.flags.writeable = False
+    with pytest.raises(ValueError):
+        exp_sum(row, 1.0)
+    np.testing.assert_array_equal(row, [0.0, -1.0, 1.0])

@@ -20,14 +20,23 @@ from typing import Callable
 import numpy as np
 
 
+_FLOAT32 = np.dtype(np.float32)
+
+
 def exp_sum(row: np.ndarray, shift: float) -> float:
     """row <- exp(row - shift), in place; returns the sum of the new row in float64.
 
     shift should be the row's maximum, so nothing overflows; -inf entries become 0."""
     ggml = _ggml_soft_max()
-    if ggml is not None and row.dtype == np.float32 and row.ndim == 1 and row.flags.c_contiguous:
-        address = row.__array_interface__["data"][0]
-        return ggml(row.size, address, address, shift)
+    if ggml is not None and row.dtype is _FLOAT32 and row.ndim == 1:
+        # the address by ctypes' buffer protocol: right after a forward pass, with the caches
+        # cold, row.__array_interface__ or row.ctypes costs 30 us, this 10
+        try:
+            address = ctypes.addressof(ctypes.c_char.from_buffer(row))
+        except (TypeError, ValueError):  # not contiguous, read-only or empty: numpy's way
+            pass
+        else:
+            return ggml(row.size, address, address, shift)
     row -= row.dtype.type(shift)
     np.exp(row, out=row)
     return float(row.sum(dtype=np.float64))
