@@ -3,9 +3,12 @@ tokenizers, with strings chosen to break it: leading spaces, newlines, digits, e
 Arabic, Cyrillic, code with tabs, and cuts inside multi-byte characters.
 """
 
+import re
+
 import numpy as np
 import pytest
 
+from anyspec.bench.data import read_questions
 from anyspec.errors import AnyspecError
 from anyspec.proposers import make_proposer
 from anyspec.vocab import (DraftText, incomplete_utf8_tail, leading_tokens, one_to_one,
@@ -170,6 +173,48 @@ def test_whole_words_and_learned_pieces_are_spelt_as_the_tokenizer_spells_them(t
     assert draft_text.ids == tokenizer.encode(text)
 
 
+def test_spelt_prose_is_what_the_tokenizer_makes_of_it(tokenizer):
+    """Spec-Bench's questions cut at random places (punctuation, digits, code, markup, other
+    scripts): wherever SpaceWords spells a piece of text after the text before it, it gives
+    the tokenizer's own ids, and it declines where a token spans the cut. It learns from the
+    tokenizer's output as a proposer does, so that learned pieces get spelt too."""
+    words = space_words(tokenizer)
+    rng = np.random.default_rng(11)
+    n_spelt = n_cut_punctuation = 0
+    for question in read_questions()[::4]:
+        text = question.turns[0]
+        for _ in range(12):
+            a, b = sorted(rng.integers(1, len(text) + 1, size=2))
+            before, new = text[:a], text[a:b + 1]
+            try:
+                expected = _ids_after(tokenizer, before, new)
+            except AssertionError:  # a token spans the cut
+                assert words.spell(before[-16:].encode(), new.encode()) is None, (before, new)
+                continue
+            spelt = words.spell(before[-16:].encode(), new.encode())
+            if spelt is None:
+                words.learn(before[-16:].encode(), new.encode(), expected)
+                continue
+            assert spelt == expected, (before[-16:], new)
+            n_spelt += 1
+            n_cut_punctuation += re.search(r"[A-Za-z0-9][,.:;!?)]", new) is not None
+    assert n_spelt > 40 and n_cut_punctuation > 10, (n_spelt, n_cut_punctuation)
+
+
+def test_a_word_the_tokenizer_never_makes_is_found_among_the_words_checked_with_it(
+        gemma_llamacpp):
+    """Gemma holds " YYYY" as one token but spells it " YYY" + "Y". Words are checked in one
+    tokenizer call per text; when that call disagrees, each is checked alone, so the one
+    unreachable word is set aside and the others are kept."""
+    tok = gemma_llamacpp.tokenizer
+    words = space_words(tok)
+    assert b" YYYY" in words.words
+    assert words.spell(b"x", b" the date YYYY is") is None
+    assert words.unreachable == {b" YYYY"}
+    assert {b" the", b" date", b" is"} <= set(words.pieces)
+    assert words.spell(b"x", b" is the date") == _ids_after(tok, "x", " is the date")
+
+
 def test_text_a_token_could_span_is_not_spelt():
     """Gemma's "> </" could be one token across a piece boundary: text holding it is not
     spelt piece by piece. A vocabulary with many such tokens gets no SpaceWords at all."""
@@ -189,12 +234,17 @@ def test_text_a_token_could_span_is_not_spelt():
     assert space_words(Vocabulary([f"x{i} y" for i in range(65)])) is None
 
     # tokens that could span the boundary before a punctuation lead, or after a newline
-    words = space_words(Vocabulary(["a", "b", ",", " b", "b,", "\n", "\nb"]))
+    words = space_words(Vocabulary(["a", "b", ",", " b", "b,", " a", "\n", "\nb"]))
     assert words.glued == [b"b,"] and not words.newline_bounds
     words.learn(b"a", b", b", [2, 3])
     assert words.spell(b"a", b", b") == [2, 3]
     assert words.spell(b"b", b", b") is None  # "b," could be one token
     assert words.spell(b"\n", b"b") is None  # so could "\nb"
+    # inside a piece: " a," is " a" and "," unless the text holds a token that spans the cut
+    words.learn(b"a", b" a", [5])
+    words.learn(b"a", b",", [2])
+    assert words.spell(b"b", b" a, a,") == [5, 2, 5, 2]
+    assert words.spell(b"a", b" a, b,") is None  # "b," could be one token
     assert space_words(Vocabulary([f"x{i}," for i in range(129)])).glued is None
 
 

@@ -196,6 +196,8 @@ _SPANS_A_PIECE_BOUNDARY = re.compile(rb"[^\s] (?:[^\s]|$)")
 _SPANS_A_LEAD_BOUNDARY = re.compile(rb"[A-Za-z0-9][!-/:-@\[-`{-~]")
 # a token holding a newline next to a non-space: in neither real vocabulary
 _NEWLINE_BESIDE_TEXT = re.compile(rb"\n[^\s]|[^\s]\n")
+# where such a boundary falls inside a segment ("clear|,", "2026|)."), as a zero-width match
+_AT_A_LEAD = re.compile(rb"(?<=[A-Za-z0-9])(?=[!-/:-@\[-`{-~])")
 # the text's segments: space-led pieces (" the", " clear,"), runs of newlines, and heads (the
 # text's first non-spaces, or a line's): ", what is", " the results.\n\nThe end"
 _SEGMENT = re.compile(rb" [^\s]+|\n+|[^\s]+")
@@ -219,7 +221,9 @@ class SpaceWords:
     line but the first opening with a head (its first non-spaces: "The", "1."). The first
     line may open with a head too where the text before it ends in an ASCII letter or digit
     and the head is ASCII punctuation (",", "?", ")."); its pieces follow a non-space. The
-    text does not end in newlines.
+    text does not end in newlines. Inside a piece, an ASCII letter or digit followed by ASCII
+    punctuation is a boundary too (" clear" and ","), where the text holds none of the
+    vocabulary's tokens that span one (Gemma's markup, "<strong>").
 
     Exact, not a guess. Where no token in the vocabulary can span a boundary (hold text from
     both sides of it), BPE, SentencePiece and Unigram all split the text on either side as
@@ -251,13 +255,10 @@ class SpaceWords:
         pieces = self._split(before, text)
         if pieces is None:
             return None
-        ids = []
-        for piece in pieces:
-            known = self.pieces.get(piece) or self._check_word(piece)
-            if known is None:
-                return None
-            ids.extend(known)
-        return ids
+        unknown = [piece for piece in dict.fromkeys(pieces) if piece not in self.pieces]
+        if unknown and not self._check_words(unknown):
+            return None
+        return [token for piece in pieces for token in self.pieces[piece]]
 
     def learn(self, before: bytes, text: bytes, ids: Sequence[int]) -> None:
         """Keep the segments of `text` (following `before`), given `ids`: the tokenizer's own
@@ -299,22 +300,33 @@ class SpaceWords:
             elif previous.isspace():  # " the" after a space or newline may merge with it
                 return None
             previous = segment[-1:]
-        checks = [c for c in (self._spanning, self._glued if glued else None) if c]
-        if checks:
-            around = bytes(before[-self.reach:]) + text
-            if any(c.search(around) for c in checks):
-                return None
+        around = bytes(before[-self.reach:]) + text
+        if self._spanning and self._spanning.search(around):
+            return None
+        markup = self._glued is not None and self._glued.search(around) is not None
+        if glued and markup:
+            return None
+        if self.glued is not None and not markup and _SPANS_A_LEAD_BOUNDARY.search(text):
+            # no token spans a letter or digit and the punctuation after it here either:
+            # " clear," is " clear" and ",", a word and a piece learned once for every word
+            segments = [piece for segment in segments for piece in _AT_A_LEAD.split(segment)]
         return segments
 
-    def _check_word(self, piece: bytes) -> list[int] | None:
-        token = self.words.get(piece)
-        if token is None or piece in self.unreachable:
-            return None
-        if self.tokenizer.encode("a" + piece.decode(), add_special=False)[-1:] != [token]:
-            self.unreachable.add(piece)
-            return None
-        self.pieces[piece] = [token]
-        return [token]
+    def _check_words(self, pieces: list[bytes]) -> bool:
+        """Whether every piece is a one-token word the tokenizer reaches; those it reaches are
+        kept. One tokenizer call for them all (a call is what this class saves): the words'
+        boundaries are spaces no token spans, so each word's token comes out on its own."""
+        tokens = [self.words.get(piece) for piece in pieces]
+        if None in tokens or any(piece in self.unreachable for piece in pieces):
+            return False
+        text = "a" + b"".join(pieces).decode()
+        if self.tokenizer.encode(text, add_special=False)[-len(tokens):] == tokens:
+            self.pieces.update((piece, [token]) for piece, token in zip(pieces, tokens))
+            return True
+        if len(pieces) == 1:
+            self.unreachable.add(pieces[0])
+            return False
+        return all([self._check_words([piece]) for piece in pieces])  # each, to know which
 
 
 def space_words(tokenizer) -> SpaceWords | None:
