@@ -52,3 +52,26 @@ def test_cross_vocabulary_greedy_equals_target_alone(method, tree):
     gen = SpeculativeGenerator(target, proposer, "auto" if tree is None else 4)
     for prompt in ([0], [3, 5, 1], [4, 4]):
         assert gen.generate(prompt, 60).token_ids == ar.generate(prompt, 60).token_ids
+
+
+def test_tli_reads_the_draft_law_where_it_lies():
+    """SharedLaw, tli's p' without a row over the target's ids, gives the same p'(t) and the
+    same residual, to the bit, as the row it replaces (the verifier's only two reads)."""
+    from anyspec.proposers.intersection import SharedLaw
+
+    target = ToyModel(ToyTokenizer(TARGET_PIECES), seed=11)
+    draft = ToyModel(ToyTokenizer(DRAFT_PIECES), seed=12)
+    proposer = make_proposer("tli", target, draft)
+    rng = np.random.default_rng(3)
+    p = rng.random(len(DRAFT_PIECES)).astype(np.float32)
+    p[proposer.banned] = 0.0
+    p /= p.sum()
+    row = proposer._on_target(p)
+    law = SharedLaw(p, proposer)
+    np.testing.assert_array_equal(np.asarray(law), row)
+    assert [law[t] for t in range(len(TARGET_PIECES))] == [float(x) for x in row]
+    q = rng.random(len(TARGET_PIECES)).astype(np.float32)
+    q /= q.sum()
+    residual = law.residual_of(q)
+    assert residual.dtype == np.float32
+    np.testing.assert_array_equal(residual, np.maximum(q - row, 0.0))

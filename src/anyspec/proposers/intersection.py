@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import AnyspecError
 from ..models.base import LanguageModel
 from ..sampling import SamplingParams
-from ..vocab import one_to_one, shared_token_map
+from ..vocab import one_to_one, per_tokenizer_pair, shared_token_map
 from . import Proposal
 from .draft_chain import draft_chain
 from .retokenize import DraftSide
@@ -35,8 +35,12 @@ class IntersectionProposer:
         self.side = DraftSide(draft, target, draft_window)
         self.banned = np.flatnonzero(~self.allowed)
         self.shared_target = self.to_target[self.allowed]
-        # one draft token per shared target token (distinct bytes): p' moves by assignment
+        # one draft token per shared target token (distinct bytes): p' moves by assignment,
+        # or is read where it lies (SharedLaw)
         self.one_to_one = one_to_one(self.to_target)
+        self.shared_draft = np.flatnonzero(self.allowed)
+        self.from_target = (per_tokenizer_pair(draft.tokenizer, target.tokenizer, _from_target)
+                            if self.one_to_one else None)
         self.draft = draft
         self.target_vocab = target.vocab_size
         self.stop_below = stop_below
@@ -64,6 +68,8 @@ class IntersectionProposer:
         tokens = [int(self.to_target[t]) for t in run.tokens]
         if params.greedy:
             return Proposal(tokens)
+        if self.one_to_one:
+            return Proposal(tokens, [SharedLaw(p, self) for p in run.probs])
         return Proposal(tokens, [self._on_target(p) for p in run.probs])
 
     def _propose_tree(self, committed: Sequence[int], depth: int, params: SamplingParams,
@@ -73,6 +79,8 @@ class IntersectionProposer:
         self.side.last_drafted = tree
         if params.greedy:
             return Proposal(tokens, parents=tree.parents)
+        if self.one_to_one:
+            return Proposal(tokens, [SharedLaw(p, self) for p in tree.probs], tree.parents)
         return Proposal(tokens, _OnTargetRows(tree.probs, self._on_target), tree.parents)
 
     def _on_target(self, p: np.ndarray) -> np.ndarray:
@@ -83,6 +91,44 @@ class IntersectionProposer:
         on_target = np.zeros(self.target_vocab, dtype=p.dtype)
         on_target[self.shared_target] = p[self.allowed]
         return on_target
+
+
+class SharedLaw:
+    """p' on the target's ids, read where it lies: the draft's p over its own ids (zero off the
+    shared tokens), through a one-to-one map. The verifier reads p'(t) of the proposed token,
+    and after a rejection max(0, q - p') (`residual_of`, verify/chain.py): neither needs the
+    262k-wide row that moving p onto the target's ids built for every drafted token, right
+    after a draft pass when every 1 MB write is slow. np.asarray builds that row."""
+
+    def __init__(self, p: np.ndarray, proposer: IntersectionProposer) -> None:
+        self.p = p
+        self.from_target = proposer.from_target
+        self.shared_target, self.shared_draft = proposer.shared_target, proposer.shared_draft
+
+    def __getitem__(self, t: int) -> float:
+        d = self.from_target[t]
+        return float(self.p[d]) if d >= 0 else 0.0
+
+    def residual_of(self, q: np.ndarray) -> np.ndarray:
+        left = q.copy()  # q less nothing off the shared tokens
+        left[self.shared_target] = np.maximum(q[self.shared_target] - self.p[self.shared_draft],
+                                              0.0)
+        return left
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        row = np.zeros(len(self.from_target), dtype=dtype or self.p.dtype)
+        row[self.shared_target] = self.p[self.shared_draft]
+        return row
+
+
+def _from_target(draft_tokenizer, target_tokenizer) -> np.ndarray:
+    """For each target id, the draft id with the same bytes, or -1 (shared_token_map read
+    backwards, where it is one-to-one). Built once per pair and shared: read-only."""
+    to_target = shared_token_map(draft_tokenizer, target_tokenizer)
+    from_target = np.full(target_tokenizer.vocab_size, -1, dtype=np.int64)
+    from_target[to_target[to_target >= 0]] = np.flatnonzero(to_target >= 0)
+    from_target.flags.writeable = False
+    return from_target
 
 
 class _OnTargetRows:
