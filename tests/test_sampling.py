@@ -77,3 +77,22 @@ def test_target_probs_is_the_softmax_of_the_scaled_logits():
     q = target_probs(logits, SamplingParams(temperature=0.7))
     exact = np.exp((logits.astype(np.float64) - logits.max()) / 0.7)
     np.testing.assert_allclose(q, exact / exact.sum(), rtol=1e-5, atol=1e-12)
+
+
+@pytest.mark.parametrize("params", [SamplingParams(1.0), SamplingParams(0.7, top_k=50),
+                                    SamplingParams(1.3, top_p=0.9)])
+def test_q_computed_in_the_row_is_q_computed_in_a_copy(params):
+    """in_place (the engine's rows, read once) changes where q is computed, not q; a row it
+    may not write, or not float32, is copied as before."""
+    rng = np.random.default_rng(2)
+    logits = rng.normal(0.0, 4.0, 5000).astype(np.float32)
+    expected = target_probs(logits, params)
+    row = logits.copy()
+    np.testing.assert_array_equal(target_probs(row, params, in_place=True), expected)
+    frozen = logits.copy()
+    frozen.flags.writeable = False
+    np.testing.assert_array_equal(target_probs(frozen, params, in_place=True), expected)
+    np.testing.assert_array_equal(frozen, logits)
+    wide = logits.astype(np.float64)
+    np.testing.assert_array_equal(target_probs(wide, params, in_place=True), expected)
+    np.testing.assert_array_equal(wide, logits.astype(np.float64))

@@ -26,7 +26,7 @@ from .control import make_controller
 from .errors import AnyspecError, ContextOverflowError
 from .models.base import LanguageModel
 from .proposers import NoProposer, Proposer
-from .sampling import SamplingParams
+from .sampling import SamplingParams, target_probs
 from .verify.chain import verify_chain
 from .verify.tree import depths, verify_tree
 from .vocab import incomplete_utf8_tail, leading_tokens
@@ -173,6 +173,10 @@ class SpeculativeGenerator:
         committed = list(prompt_ids)
         generated: list[int] = []
         finish = None
+        # the target's rows are fresh each round and verification reads each once: q is
+        # computed in them, not in a copy
+        def q_of(row: np.ndarray) -> np.ndarray:
+            return target_probs(row, sampling, in_place=True)
 
         started = time.perf_counter()
         if len(committed) > 1:  # fill the caches now, so rounds measure decoding only
@@ -196,7 +200,8 @@ class SpeculativeGenerator:
                                        f"where {room - 1} was the most asked for")
                 logits = target.tree_logits(committed, proposal.tokens, proposal.parents)
                 path, next_token = verify_tree(proposal.tokens, proposal.parents,
-                                               proposal.draft_probs, logits, sampling, rng)
+                                               proposal.draft_probs, logits, sampling, rng,
+                                               q_of)
                 n_ok, n_deep = len(path), max(depth)
                 new = [proposal.tokens[i] for i in path] + [next_token]
             else:
@@ -207,7 +212,7 @@ class SpeculativeGenerator:
                     n_draft = room - 1
                 logits = target.logits(committed + proposal.tokens, n_last=n_draft + 1)
                 n_ok, next_token = verify_chain(proposal.tokens, proposal.draft_probs, logits,
-                                                sampling, rng)
+                                                sampling, rng, q_of)
                 n_deep = n_draft
                 new = proposal.tokens[:n_ok] + [next_token]
             draft_s = (draft.counter.seconds - draft_before) if draft else 0.0

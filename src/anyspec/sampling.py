@@ -38,8 +38,13 @@ class SamplingParams:
         return self.temperature == 0
 
 
-def target_probs(logits: np.ndarray, params: SamplingParams) -> np.ndarray:
+def target_probs(logits: np.ndarray, params: SamplingParams,
+                 in_place: bool = False) -> np.ndarray:
     """The processed distribution q over the vocabulary (float32, sums to 1).
+
+    in_place: q may be computed in `logits` itself (when float32 and writable), for a caller
+    that reads the row only once: a copy of a Gemma row (1 MB, fresh pages) costs more than
+    the exp pass after a forward pass.
 
     float32 with in-place passes: over a 262k vocabulary each pass over the row costs more
     than anything else in a sampled round, and float32's rounding of q and ggml's exp (within
@@ -50,7 +55,10 @@ def target_probs(logits: np.ndarray, params: SamplingParams) -> np.ndarray:
         q = np.zeros(logits.shape[-1], dtype=np.float32)
         q[int(np.argmax(logits))] = 1.0
         return q
-    z = np.array(logits, dtype=np.float32)  # a copy: the caller's logits stay as they were
+    if in_place and logits.dtype == np.float32 and logits.flags.writeable:
+        z = logits
+    else:
+        z = np.array(logits, dtype=np.float32)  # a copy: the caller's logits stay as they were
     if params.temperature != 1:
         z *= np.float32(1.0 / params.temperature)
     if 0 < params.top_k < z.shape[0]:

@@ -56,7 +56,7 @@ def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: Sa
     for _ in range(k):
         row = draft.logits(ids, n_last=1)[0]  # a fresh array: masked in place
         if sampled:
-            p = target_probs(row, params)
+            p = target_probs(row, params, in_place=True)
             if banned is not None:
                 p[banned] = 0.0
                 if p.sum() <= 0:
