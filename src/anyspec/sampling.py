@@ -111,9 +111,12 @@ def largest(values: np.ndarray, n: int) -> np.ndarray:
 def sample(probs: np.ndarray, rng: np.random.Generator, block: int = 1024) -> int:
     """One draw from a (possibly unnormalised) non-negative vector.
 
-    Two steps, each an exact inverse-CDF draw: a block of `block` entries with probability
-    its share of the total, then an entry within it. A 262k vocabulary then needs one pass
-    (the block sums) and a 1024-entry cumulative sum, not a cumulative sum over everything.
+    Two steps, each an inverse-CDF draw: a block of `block` entries with probability its
+    share of the total, then an entry within it. A 262k vocabulary then needs one pass (the
+    block sums) and a 1024-entry cumulative sum, not a cumulative sum over everything. The
+    block sums are taken in the vector's own precision (float32 for q: pairwise, within
+    ~1e-7 of exact, below the precision q itself is computed to), twice as fast as in
+    float64 over a 262k row; the cumulative sums are float64.
     """
     n = probs.shape[0]
     if n <= block:
@@ -121,7 +124,7 @@ def sample(probs: np.ndarray, rng: np.random.Generator, block: int = 1024) -> in
     n_blocks = -(-n // block)
     if n % block:
         probs = np.concatenate([probs, np.zeros(n_blocks * block - n, dtype=probs.dtype)])
-    b = _inverse_cdf(probs.reshape(n_blocks, block).sum(axis=1, dtype=np.float64), rng)
+    b = _inverse_cdf(probs.reshape(n_blocks, block).sum(axis=1), rng)
     return b * block + _inverse_cdf(probs[b * block:(b + 1) * block], rng)
 
 
