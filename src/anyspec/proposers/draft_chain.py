@@ -59,9 +59,10 @@ def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: Sa
             p = target_probs(row, params, in_place=True)
             if banned is not None:
                 p[banned] = 0.0
-                if p.sum() <= 0:
+                total = p.sum()
+                if total <= 0:
                     break
-                p /= p.sum()
+                p /= total
             token = sample(p, rng)
             p_token = float(p[token])
         else:  # the argmax and its probability only: no full distribution per step
