@@ -35,16 +35,12 @@ class IntersectionProposer:
         self.side = DraftSide(draft, target, draft_window)
         self.banned = np.flatnonzero(~self.allowed)
         self.shared_target = self.to_target[self.allowed]
-        # one draft token per shared target token (distinct bytes): p' moves by assignment,
-        # or is read where it lies (SharedLaw)
+        # one draft token per shared target token (distinct bytes): p' is read where it lies
+        # (SharedLaw), else moved by a sum
         self.one_to_one = one_to_one(self.to_target)
-        # the shared pairs in the target's id order: SharedLaw's reads and writes over a 1 MB
-        # target row then go forward through it (a quarter faster than in the draft's order)
-        order = np.argsort(self.shared_target, kind="stable")
-        self.law_target = self.shared_target[order]
-        self.law_draft = np.flatnonzero(self.allowed)[order]
-        self.from_target = (per_tokenizer_pair(draft.tokenizer, target.tokenizer, _from_target)
-                            if self.one_to_one else None)
+        self.from_target, self.law_target, self.law_draft = (
+            per_tokenizer_pair(draft.tokenizer, target.tokenizer, _target_side)
+            if self.one_to_one else (None, None, None))
         self.draft = draft
         self.target_vocab = target.vocab_size
         self.stop_below = stop_below
@@ -125,14 +121,22 @@ class SharedLaw:
         return row
 
 
-def _from_target(draft_tokenizer, target_tokenizer) -> np.ndarray:
-    """For each target id, the draft id with the same bytes, or -1 (shared_token_map read
-    backwards, where it is one-to-one). Built once per pair and shared: read-only."""
+def _target_side(draft_tokenizer, target_tokenizer) -> tuple[np.ndarray, ...]:
+    """The shared tokens seen from the target's side, for SharedLaw, where the map is
+    one-to-one: for each target id the draft id with the same bytes, or -1; and the shared
+    (target id, draft id) pairs in the target's id order, so that reads and writes over a
+    1 MB target row go forward through it (a quarter faster than in the draft's order).
+    Built once per pair (an argsort of 46k ids takes milliseconds) and shared: read-only."""
     to_target = shared_token_map(draft_tokenizer, target_tokenizer)
+    draft_ids = np.flatnonzero(to_target >= 0)
+    target_ids = to_target[draft_ids]
+    order = np.argsort(target_ids, kind="stable")
     from_target = np.full(target_tokenizer.vocab_size, -1, dtype=np.int64)
-    from_target[to_target[to_target >= 0]] = np.flatnonzero(to_target >= 0)
-    from_target.flags.writeable = False
-    return from_target
+    from_target[target_ids] = draft_ids
+    parts = (from_target, target_ids[order], draft_ids[order])
+    for part in parts:
+        part.flags.writeable = False
+    return parts
 
 
 class _OnTargetRows:
