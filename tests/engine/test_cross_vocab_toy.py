@@ -66,7 +66,8 @@ def test_tli_reads_the_draft_law_where_it_lies():
     p = rng.random(len(DRAFT_PIECES)).astype(np.float32)
     p[proposer.banned] = 0.0
     p /= p.sum()
-    row = proposer._on_target(p)
+    row = np.zeros(len(TARGET_PIECES), dtype=np.float32)  # the row tli used to build
+    row[proposer.shared_target] = p[proposer.allowed]
     law = SharedLaw(p, proposer)
     np.testing.assert_array_equal(np.asarray(law), row)
     assert [law[t] for t in range(len(TARGET_PIECES))] == [float(x) for x in row]

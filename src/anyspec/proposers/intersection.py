@@ -84,13 +84,10 @@ class IntersectionProposer:
         return Proposal(tokens, _OnTargetRows(tree.probs, self._on_target), tree.parents)
 
     def _on_target(self, p: np.ndarray) -> np.ndarray:
-        """p' over the draft's ids moved onto the target's ids."""
-        if not self.one_to_one:
-            return np.bincount(self.shared_target, weights=p[self.allowed],
-                               minlength=self.target_vocab)
-        on_target = np.zeros(self.target_vocab, dtype=p.dtype)
-        on_target[self.shared_target] = p[self.allowed]
-        return on_target
+        """p' over the draft's ids moved onto the target's ids, where several draft ids may
+        share one (one-to-one maps read p' where it lies: SharedLaw)."""
+        return np.bincount(self.shared_target, weights=p[self.allowed],
+                           minlength=self.target_vocab)
 
 
 class SharedLaw:
