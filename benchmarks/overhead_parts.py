@@ -62,8 +62,9 @@ def main() -> None:
     draft = load_model("smollm2-135m-instruct", "llamacpp", draft=True)
     for model in (target, draft):
         count_forward(model)
-        model.logits = timed(f"{'target' if model is target else 'draft'}.logits bookkeeping",
-                             model.logits)
+        for name in ("logits", "greedy_logits"):  # greedy_logits: the target's at T=0
+            setattr(model, name, timed(f"{'target' if model is target else 'draft'}.logits "
+                                       "bookkeeping", getattr(model, name)))
     engine.verify_chain = timed("verify_chain", engine.verify_chain)
     engine.TextTracker.update = timed("TextTracker.update", engine.TextTracker.update)
     retokenize.DraftSide.sync = timed("DraftSide.sync", retokenize.DraftSide.sync)

@@ -210,9 +210,13 @@ class SpeculativeGenerator:
                     if proposal.draft_probs is not None:
                         proposal.draft_probs = proposal.draft_probs[:room - 1]
                     n_draft = room - 1
-                logits = target.logits(committed + proposal.tokens, n_last=n_draft + 1)
+                ids, n_rows = committed + proposal.tokens, n_draft + 1
+                if sampling.greedy:  # each row's argmax taken while the row is in cache
+                    logits, best = target.greedy_logits(ids, n_last=n_rows)
+                else:
+                    logits, best = target.logits(ids, n_last=n_rows), None
                 n_ok, next_token = verify_chain(proposal.tokens, proposal.draft_probs, logits,
-                                                sampling, rng, q_of)
+                                                sampling, rng, q_of, best)
                 n_deep = n_draft
                 new = proposal.tokens[:n_ok] + [next_token]
             draft_s = (draft.counter.seconds - draft_before) if draft else 0.0

@@ -73,6 +73,20 @@ def test_logits_do_not_depend_on_how_the_ids_are_split_into_calls(path_of, model
         np.testing.assert_array_equal(np.concatenate(rows), whole, err_msg=f"split {sizes}")
 
 
+@MODELS
+def test_greedy_logits_are_the_logits_and_their_argmaxes(path_of, models):
+    """greedy_logits takes each row's argmax as the row is copied out (timed apart from the
+    pass): the same rows as logits, the same argmaxes as numpy's over them."""
+    model = models(path_of)
+    ids = model.tokenizer.encode(TEXT)
+    rows = model.logits(ids, 4)
+    model.reset()
+    again, best = model.greedy_logits(ids, 4)
+    np.testing.assert_array_equal(again, rows)
+    assert best == rows.argmax(axis=1).tolist()
+    assert model._argmax_seconds > 0
+
+
 def test_a_lone_token_at_the_last_context_position_still_fits():
     model = LlamaCppModel(_smollm_path(), n_ctx=8)
     ids = model.tokenizer.encode(TEXT)[:8]

@@ -33,6 +33,7 @@ import ctypes
 import os
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -194,8 +195,16 @@ class LlamaCppModel(LanguageModel):
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._sequences = sequences
 
-    def _forward(self, ids: Sequence[int], start: int, n_logits: int) -> np.ndarray:
+    def _forward_greedy(self, ids: Sequence[int], start: int, n_logits: int,
+                        best: np.ndarray) -> tuple[np.ndarray, float]:
+        return self._forward(ids, start, n_logits, best), self._argmax_seconds
+
+    def _forward(self, ids: Sequence[int], start: int, n_logits: int,
+                 best: np.ndarray | None = None) -> np.ndarray:
+        """best: if given, each returned row's argmax is written there right after the row is
+        copied, while it is in cache, and the seconds that took go to self._argmax_seconds."""
         lc = self._llama_cpp
+        self._argmax_seconds = 0.0
         out = np.empty((n_logits, self.vocab_size), dtype=np.float32)
         first_logit = len(ids) - n_logits
         for chunk_start in range(0, len(ids), self._n_batch):
@@ -228,7 +237,12 @@ class LlamaCppModel(LanguageModel):
                 i = chunk_start + j
                 if i >= first_logit:  # copy only the rows asked for
                     ptr = lc.llama_get_logits_ith(self._ctx, j)
-                    out[i - first_logit] = np.ctypeslib.as_array(ptr, shape=(self.vocab_size,))
+                    row = out[i - first_logit]
+                    row[:] = np.ctypeslib.as_array(ptr, shape=(self.vocab_size,))
+                    if best is not None:
+                        began = time.perf_counter()
+                        best[i - first_logit] = row.argmax()
+                        self._argmax_seconds += time.perf_counter() - began
         return out
 
     @property

@@ -58,21 +58,23 @@ def verify_chain(
     params: SamplingParams,
     rng: np.random.Generator,
     q_of: Callable[[np.ndarray], np.ndarray] | None = None,
+    argmaxes: Sequence[int] | None = None,
 ) -> tuple[int, int]:
     """Walk a chain of k proposed tokens; return (number accepted, the next token).
 
     target_logits has k+1 rows: row i is the target's prediction after the first i proposed
     tokens; row k gives the bonus token when all k are accepted. Every round therefore commits
-    n_accepted + 1 tokens.
+    n_accepted + 1 tokens. argmaxes: the rows' argmaxes if already taken (greedy_logits).
     """
     if params.greedy:  # q is a point mass on argmax: accept iff the draft agrees
         # (the array method, not np.argmax: its Python wrapper costs tens of microseconds
         # with the caches cold after the target's pass)
         for i, t in enumerate(tokens):
-            best = int(target_logits[i].argmax())
+            best = argmaxes[i] if argmaxes is not None else int(target_logits[i].argmax())
             if best != t:
                 return i, best
-        return len(tokens), int(target_logits[len(tokens)].argmax())
+        n = len(tokens)
+        return n, argmaxes[n] if argmaxes is not None else int(target_logits[n].argmax())
 
     q_of = q_of or (lambda row: target_probs(row, params))
     for i, t in enumerate(tokens):
