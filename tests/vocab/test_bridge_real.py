@@ -201,6 +201,23 @@ def test_spelt_prose_is_what_the_tokenizer_makes_of_it(tokenizer):
     assert n_spelt > 40 and n_cut_punctuation > 10, (n_spelt, n_cut_punctuation)
 
 
+def test_the_commonest_words_are_learned_when_built(tokenizer, monkeypatch):
+    """space_words learns the 10,000 most frequent one-token words from one tokenizer call,
+    each as the tokenizer itself spells it after other text, so that a round meeting them for
+    the first time spells them without a call."""
+    words = space_words(tokenizer)
+    common = sorted(words.words, key=words.words.get)[:10_000]
+    assert len(common) == 10_000 and set(common) <= set(words.pieces)
+    for word in common[::97]:
+        assert words.pieces[word] == _ids_after(tokenizer, "x", word.decode()), word
+    calls = []
+    encode = tokenizer.encode
+    monkeypatch.setattr(tokenizer, "encode", lambda *a, **k: calls.append(a) or encode(*a, **k))
+    text = " it is one of the best known of all the ways to make"
+    assert words.spell(b"x", text.encode()) == _ids_after(tokenizer, "x", text)
+    assert calls == [(f"x{text}",)]  # _ids_after's own call: spell made none
+
+
 def test_a_word_the_tokenizer_never_makes_is_found_among_the_words_checked_with_it(
         gemma_llamacpp):
     """Gemma holds " YYYY" as one token but spells it " YYY" + "Y". Words are checked in one
@@ -224,6 +241,9 @@ def test_text_a_token_could_span_is_not_spelt():
 
         def bytes_table(self):
             return self.table
+
+        def encode(self, text, add_special=True):  # no ids: SpaceWords learns nothing when built
+            return []
 
     words = space_words(Vocabulary(["a", "b", " b", "a b", "c", "> </", "<"]))
     assert words.spanning == [b"a b", b"> </"]
