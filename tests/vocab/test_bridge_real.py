@@ -145,7 +145,8 @@ def test_whole_words_and_learned_pieces_are_spelt_as_the_tokenizer_spells_them(t
             assert spelt == _ids_after(tokenizer, before, run.decode()), (before, run)
     assert n_spelt > 24  # most runs are whole words the vocabulary holds
     for before, text in [(b"a\n", b" the"), (b"a ", b" the"), (b"", b" the"), (b"a", b"the"),
-                         (b"a", b"  the"), (b"a", b" the\n"), (b"a", b" "), (b"a", b" the,")]:
+                         (b"a", b"  the"), (b"a", b" the" + b"\n" * 17), (b"a", b" "),
+                         (b"a", b" the,")]:
         assert words.spell(before, text) is None, (before, text)  # the last: not learned yet
 
     taught = " there, world! It is 2026, and (so) the sky: blue-ish. Привет, мир."
@@ -162,7 +163,7 @@ def test_whole_words_and_learned_pieces_are_spelt_as_the_tokenizer_spells_them(t
                          ("red.\n", "The end"), ("\n\n", "1. Go"), ("\n", "42%) then")]:
         assert words.spell(before.encode(), text.encode()) == _ids_after(tokenizer, before, text)
     for before, text in [("q ", ", it"), ("(", ","), ("q", "s, it"), ("q", "The"), ("q\n", " The"),
-                         ("q\n", "The\n"), ("ü", ",")]:  # the last: not an ASCII letter
+                         ("q\n", "The" + "\n" * 17), ("ü", ",")]:  # the last: not an ASCII letter
         assert words.spell(before.encode(), text.encode()) is None, (before, text)
 
     text = "The results of the experiment were clear"
@@ -216,6 +217,47 @@ def test_the_commonest_words_are_learned_when_built(tokenizer, monkeypatch):
     text = " it is one of the best known of all the ways to make"
     assert words.spell(b"x", text.encode()) == _ids_after(tokenizer, "x", text)
     assert calls == [(f"x{text}",)]  # _ids_after's own call: spell made none
+
+
+def test_newline_runs_are_spelt_at_the_end_only_where_the_tokenizer_ends_text_so(tokenizer):
+    """A run of newlines ends a text the way it sits before more text in Gemma's
+    SentencePiece, for every run probed, but not in SmolLM2's byte-level BPE past one newline
+    ("\\n\\n" is one token at the end, two before text). SpaceWords spells a final run only
+    where the two agree; asked for text that more text will follow (a draft's), it spells the
+    run as before text."""
+    words = space_words(tokenizer)
+    gemma = tokenizer.vocab_size > 200_000  # Gemma 3's 262k, not SmolLM2's 49k
+    assert words.runs_alike_at_end == (16 if gemma else 1)
+    for n in range(1, 20):
+        run = "\n" * n
+        at_end = _ids_after(tokenizer, "x.", run)
+        before_text = _ids_after(tokenizer, "x.", run + "Yes")[:-1]
+        assert (at_end == before_text) == (gemma or n == 1), n
+        spelt = words.spell(b"x.", run.encode())
+        assert spelt == (at_end if n <= words.runs_alike_at_end else None), n
+        followed = words.spell(b"x.", run.encode(), followed=True)
+        assert followed == (before_text if n <= 16 else None), n
+
+
+def test_a_newline_run_the_new_text_continues_skips_the_look_behind_window(tokenizer,
+                                                                          monkeypatch):
+    """Committed text ending in "\\n\\n", new text "\\nThe": where the tokenizer spells the
+    three newlines with no token boundary after two (Gemma), encoding a look-behind window
+    with the new text cannot give the committed tokens back, so the new text is encoded alone
+    in one call. Where it keeps the boundary (SmolLM2), the window is encoded as usual and
+    gives the tokenizer's own ids."""
+    words = space_words(tokenizer)
+    committed = tokenizer.encode("It ended.\n\n", add_special=False)
+    calls = []
+    encode = tokenizer.encode
+    monkeypatch.setattr(tokenizer, "encode", lambda *a, **k: calls.append(a) or encode(*a, **k))
+    proxies = reencode_continuation(tokenizer, committed, b"\nThe", words=words)
+    assert tokenizer.decode_bytes(proxies) == b"\nThe"
+    if tokenizer.vocab_size > 200_000:  # Gemma: "\n\n\n" is one token
+        assert calls == [("\nThe",)]
+    else:  # SmolLM2 ends the text with "\n\n" and splits it before more text: the window works
+        assert len(calls) == 1
+        assert proxies == _ids_after(tokenizer, "It ended.\n\n", "\nThe")
 
 
 def test_a_word_the_tokenizer_never_makes_is_found_among_the_words_checked_with_it(

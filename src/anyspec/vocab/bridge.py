@@ -17,6 +17,7 @@ markers of SentencePiece and byte-level BPE are already gone.
 
 from __future__ import annotations
 
+import itertools
 import re
 import weakref
 from typing import Callable, Sequence
@@ -62,8 +63,9 @@ def reencode_continuation(tokenizer, committed: Sequence[int], new: bytes,
         if spelt is not None:
             return spelt
     start = len(committed)
-    while start > 0 and len(committed) - start < window and table[committed[start - 1]]:
-        start -= 1  # control tokens (BOS, turn markers) have no text: the window stops there
+    if not (before and words.splits_a_run(before, new)):
+        while start > 0 and len(committed) - start < window and table[committed[start - 1]]:
+            start -= 1  # control tokens (BOS, turn markers) have no text: the window stops there
     while start < len(committed):  # the window must begin on a character boundary
         text = _decodes(tokenizer.decode_bytes(committed[start:]) + new)
         if text is not None:
@@ -116,6 +118,8 @@ class DraftText:
         First keeps the drafted tokens the committed text confirms (their keys and values are
         already in the draft's cache), then encodes the rest together with a few draft tokens
         before it, so a word split between the draft and the target's correction is re-merged.
+        A run of newlines the text ends with is spelt as before more text: the draft writes on
+        from it, and the next sync then keeps it.
         """
         pos = self.covered
         for d in drafted:
@@ -126,8 +130,8 @@ class DraftText:
             pos += len(b)
         rest = text[pos:]
         end = pos + len(rest) - incomplete_utf8_tail(rest)
-        spelt = (self.words.spell(bytes(text[max(0, pos - _BEFORE):pos]), bytes(text[pos:end]))
-                 if self.words else None)
+        spelt = (self.words.spell(bytes(text[max(0, pos - _BEFORE):pos]), bytes(text[pos:end]),
+                                  followed=True) if self.words else None)
         if spelt is not None:
             self.ids.extend(spelt)
             pos = end
@@ -210,6 +214,7 @@ _MAX_GLUED = 128  # the same for a lead's boundary (one regex search checks them
 # one-token words learned from one tokenizer call when a SpaceWords is built: 114 ms for
 # Gemma 3, 49 for SmolLM2, against ~200 us for each first-time check in a round
 _COMMON_WORDS = 10_000
+_RUNS_PROBED = 16  # longer runs of newlines are rare in text: left to the tokenizer
 
 
 def _any_of(tokens: list[bytes]) -> re.Pattern | None:
@@ -224,9 +229,12 @@ class SpaceWords:
     line but the first opening with a head (its first non-spaces: "The", "1."). The first
     line may open with a head too where the text before it ends in an ASCII letter or digit
     and the head is ASCII punctuation (",", "?", ")."); its pieces follow a non-space. The
-    text does not end in newlines. Inside a piece, an ASCII letter or digit followed by ASCII
-    punctuation is a boundary too (" clear" and ","), where the text holds none of the
-    vocabulary's tokens that span one (Gemma's markup, "<strong>").
+    text ends in newlines only where the tokenizer spells that run there as it does before
+    more text (`runs_alike_at_end`: Gemma's runs, SmolLM2's single newline), or where more
+    text will follow it (`followed`). Inside a
+    piece, an ASCII letter or digit followed by ASCII punctuation is a boundary too
+    (" clear" and ","), where the text holds none of the vocabulary's tokens that span one
+    (Gemma's markup, "<strong>").
 
     Exact, not a guess. Where no token in the vocabulary can span a boundary (hold text from
     both sides of it), BPE, SentencePiece and Unigram all split the text on either side as
@@ -251,12 +259,15 @@ class SpaceWords:
         self.reach = max(map(len, spanning + (glued or [])), default=1)
         self.pieces: dict[bytes, list[int]] = {}  # checked words and learned segments
         self.unreachable: set[bytes] = set()
+        self.runs_alike_at_end = 0  # newline runs up to this long end text as they go on
 
-    def spell(self, before: bytes, text: bytes) -> list[int] | None:
+    def spell(self, before: bytes, text: bytes, followed: bool = False) -> list[int] | None:
         """The tokenizer's ids for `text` following `before` (the text's last bytes, at least
         `reach` of them where there are that many), or None when `text` is not made as the
-        class says, or holds a segment not learned yet."""
-        pieces = self._split(before, text)
+        class says, or holds a segment not learned yet. followed: more text will follow, so
+        a run of newlines at the end is spelt as it is before text (what a draft that writes
+        on from it reads), not as a text's last run."""
+        pieces = self._split(before, text, followed)
         if pieces is None:
             return None
         unknown = [piece for piece in dict.fromkeys(pieces) if piece not in self.pieces]
@@ -292,15 +303,53 @@ class SpaceWords:
         if reached == 1:  # "a" is its own token (it keeps the first word from opening the text)
             self.learn(b"a", common, ids[n_lead:])
 
-    def _split(self, before: bytes, text: bytes) -> list[bytes] | None:
+    def learn_newline_runs(self, longest: int = _RUNS_PROBED) -> None:
+        """Learn how the tokenizer spells each run of 1..longest newlines between two
+        non-spaces, and up to which length it spells a run the same at the end of the text
+        (`runs_alike_at_end`): Gemma's SentencePiece every run probed, SmolLM2's byte-level
+        BPE one newline (its pre-tokenizer splits "\\n\\n" before text, not at the end)."""
+        if not self.newline_bounds:
+            return
+        table = self.tokenizer.bytes_table()
+        alike = True
+        for n in range(1, longest + 1):
+            run = "\n" * n
+            between = self.tokenizer.encode(f"a{run}a", add_special=False)
+            if (len(between) < 3 or table[between[0]] != b"a" or table[between[-1]] != b"a"
+                    or b"".join(table[t] for t in between[1:-1]) != run.encode()):
+                return
+            self.pieces[run.encode()] = between[1:-1]
+            alike = alike and self.tokenizer.encode(f"a{run}", add_special=False) == between[:-1]
+            if alike:
+                self.runs_alike_at_end = n
+
+    def splits_a_run(self, before: bytes, new: bytes) -> bool:
+        """Whether `new` opens with newlines that continue the run `before` ends with into
+        a run the tokenizer spells with no token boundary where `before` ends ("\\n\\n" then
+        "\\nThe" is "\\n\\n\\n", "The" for Gemma): then the committed tokens cannot come back
+        unchanged from encoding the two together, and a look-behind window is encoded in vain."""
+        tail = len(before) - len(before.rstrip(b"\n"))
+        lead = len(new) - len(new.lstrip(b"\n"))
+        if not tail or not lead or tail == len(before):  # the run may reach further back
+            return False
+        if lead == len(new) and tail + lead > self.runs_alike_at_end:  # its spelling at the end
+            return False
+        spelt = self.pieces.get(b"\n" * (tail + lead))
+        if spelt is None:
+            return False
+        table = self.tokenizer.bytes_table()
+        return tail not in itertools.accumulate(len(table[t]) for t in spelt)
+
+    def _split(self, before: bytes, text: bytes, followed: bool = False) -> list[bytes] | None:
         """`text` cut at boundaries no token can span, or None where the class rules it out."""
         if not before or not text:
             return None
         segments = _SEGMENT.findall(text)
         if sum(map(len, segments)) != len(text):  # double spaces, tabs, "\r", " \n": no rule
             return None
-        if segments[-1][:1] == b"\n":  # byte-level BPE's pre-tokenizer splits a run of
-            return None  # newlines one way before text and another at the end
+        if segments[-1][:1] == b"\n" and len(segments[-1]) > self.runs_alike_at_end:
+            if not followed:  # byte-level BPE splits "\n\n" one way before text, another at
+                return None  # the end
         previous = before[-1:]
         glued = False  # a punctuation lead right after a letter or digit
         for i, segment in enumerate(segments):
@@ -360,6 +409,7 @@ def space_words(tokenizer) -> SpaceWords | None:
     words = {b: i for i, b in enumerate(table) if _WORD.fullmatch(b)}
     spelling = SpaceWords(tokenizer, words, spanning, glued, newline_bounds)
     spelling.learn_common()
+    spelling.learn_newline_runs()
     return spelling
 
 
