@@ -62,7 +62,8 @@ def main() -> None:
     draft = load_model("smollm2-135m-instruct", "llamacpp", draft=True)
     for model in (target, draft):
         count_forward(model)
-        for name in ("logits", "greedy_logits"):  # greedy_logits: the target's at T=0
+        # greedy_logits: the target's at T=0; next_logits: a draft's steps after its first
+        for name in ("logits", "greedy_logits", "next_logits"):
             setattr(model, name, timed(f"{'target' if model is target else 'draft'}.logits "
                                        "bookkeeping", getattr(model, name)))
     engine.verify_chain = timed("verify_chain", engine.verify_chain)

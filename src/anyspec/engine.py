@@ -274,18 +274,21 @@ class TextTracker:
     """Turns the growing list of generated ids into text pieces safe to show.
 
     Holds back a trailing incomplete UTF-8 character and any tail that could still become a
-    stop string, so a streamed client never sees text that is later taken back.
+    stop string, so a streamed client never sees text that is later taken back. Each round
+    decodes and searches only what is new, so a long generation costs no more per round.
     """
 
     def __init__(self, tokenizer, stop: list[str]) -> None:
         self.tokenizer = tokenizer
         self.stop = stop
+        self.longest_stop = max(map(len, stop), default=0)
         self.text = ""  # the full text so far (up to a stop string, once one is found)
         self.emitted = 0  # characters of self.text already handed out
         self.stopped = False
         self.n_tokens_kept = 0
         self.data = bytearray()  # the bytes of the ids seen so far, extended each round
-        self.n_decoded = 0
+        self.n_decoded = 0  # ids whose bytes are in data
+        self.n_text_bytes = 0  # bytes of data decoded into text: always a character boundary
 
     def update(self, ids: list[int], final: bool) -> tuple[str, bool]:
         """ids: the generated ids so far (the list only grows)."""
@@ -294,18 +297,24 @@ class TextTracker:
         self.data += self.tokenizer.decode_bytes(ids[self.n_decoded:])
         self.n_decoded = len(ids)
         data = self.data
-        complete = data if final else data[:len(data) - incomplete_utf8_tail(data)]
-        text = complete.decode("utf-8", errors="replace")
-        cut = min((i for i in (text.find(s) for s in self.stop) if i >= 0), default=-1)
+        end = len(data) if final else len(data) - incomplete_utf8_tail(data)
+        searched = len(self.text)
+        if end > self.n_text_bytes:  # decoding from a character boundary: as decoding all
+            self.text += data[self.n_text_bytes:end].decode("utf-8", errors="replace")
+            self.n_text_bytes = end
+        # a stop string found now ends in the new text
+        since = max(0, searched - self.longest_stop + 1)
+        cut = min((i for i in (self.text.find(s, since) for s in self.stop) if i >= 0),
+                  default=-1)
         if cut >= 0:
             self.stopped = True
-            text = text[:cut]
+            self.text = self.text[:cut]
             self.n_tokens_kept = leading_tokens(self.tokenizer.bytes_table(), ids,
-                                                len(text.encode("utf-8")))[0]
+                                                len(self.text.encode("utf-8")))[0]
+        text = self.text
         safe = len(text) if final or self.stopped else len(text) - _stop_prefix_tail(text, self.stop)
         piece = text[self.emitted:safe] if safe > self.emitted else ""
         self.emitted = max(self.emitted, safe)
-        self.text = text
         return piece, self.stopped
 
 

@@ -209,6 +209,42 @@ def test_streaming_never_splits_a_character():
     assert pieces == ["a", "", "é", "", "日", "a"]
 
 
+def test_streamed_text_is_what_decoding_everything_each_round_gives():
+    """TextTracker decodes and searches only the new bytes each round. Against decoding all
+    the bytes every round, on random byte tokens (split and invalid UTF-8 included) and stop
+    strings that span rounds: the same pieces, text and kept tokens."""
+    from anyspec.engine import TextTracker, _stop_prefix_tail
+    from anyspec.vocab import incomplete_utf8_tail, leading_tokens
+
+    pieces = [b"a", b"b", b" ", b"ab", "é".encode()[:1], "é".encode()[1:], "日".encode()[:2],
+              "日".encode()[2:], b"\xff", b"\x80", "😀".encode()[:3], "😀".encode()[3:]]
+    tok = BytesTokenizer(pieces)
+    rng = np.random.default_rng(3)
+    for trial in range(300):
+        ids = [int(t) for t in rng.integers(len(pieces), size=int(rng.integers(1, 30)))]
+        stop = [s for s in ["ba", "b a", "é日", "aab"] if rng.random() < 0.5]
+        tracker = TextTracker(tok, stop)
+        got, want, emitted, cut_ids = [], [], 0, None
+        n = 0
+        while n < len(ids) and cut_ids is None:
+            n = min(len(ids), n + int(rng.integers(1, 5)))
+            final = n == len(ids)
+            got.append(tracker.update(ids[:n], final))
+            data = tok.decode_bytes(ids[:n])  # the reference: everything, every round
+            text = (data if final else data[:len(data) - incomplete_utf8_tail(data)]).decode(
+                "utf-8", errors="replace")
+            cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+            if cut >= 0:
+                text = text[:cut]
+                cut_ids = leading_tokens(tok.bytes_table(), ids[:n], len(text.encode()))[0]
+            safe = len(text) if final or cut >= 0 else len(text) - _stop_prefix_tail(text, stop)
+            want.append((text[emitted:safe] if safe > emitted else "", cut >= 0))
+            emitted = max(emitted, safe)
+        assert got == want, (trial, ids, stop)
+        assert tracker.text == text and tracker.stopped == (cut_ids is not None)
+        assert cut_ids is None or tracker.n_tokens_kept == cut_ids
+
+
 def test_greedy_drafting_reports_the_draft_probability_of_each_token():
     """draft_chain's confidence is softmax(row)[argmax] over the tokens it may propose."""
     from anyspec.proposers.draft_chain import draft_chain

@@ -87,6 +87,22 @@ def test_greedy_logits_are_the_logits_and_their_argmaxes(path_of, models):
     assert model._argmax_seconds > 0
 
 
+@MODELS
+def test_next_logits_extend_the_cache_as_logits_would(path_of, models):
+    """A draft writing token by token asks next_logits for each step after its first: the
+    rows and the cache are those logits gives for the whole sequence."""
+    model = models(path_of)
+    ids = model.tokenizer.encode(TEXT)
+    whole = model.logits(ids, 4)
+    model.reset()
+    model.logits(ids[:-3])
+    calls, tokens = model.counter.calls, model.counter.tokens
+    rows = [model.next_logits(token) for token in ids[-3:]]
+    np.testing.assert_array_equal(np.stack(rows), whole[1:])
+    assert model.cached == ids
+    assert (model.counter.calls - calls, model.counter.tokens - tokens) == (3, 3)
+
+
 def test_a_lone_token_at_the_last_context_position_still_fits():
     model = LlamaCppModel(_smollm_path(), n_ctx=8)
     ids = model.tokenizer.encode(TEXT)[:8]

@@ -192,6 +192,17 @@ class LanguageModel(ABC):
         best = np.empty(n_last, dtype=np.int64)
         return self._logits(ids, n_last, best), best.tolist()
 
+    def next_logits(self, token: int) -> np.ndarray:
+        """The logits after the cached ids and `token`, which the cache then holds too: for a
+        caller writing one token at a time, without `logits`' comparison of its whole
+        sequence with the cache (~20 us at 2,500 tokens). A new array, of one row."""
+        self._check_fits(len(self.cached) + 1)
+        start = time.perf_counter()
+        out = self._forward([token], len(self.cached), 1)
+        self._count(1, time.perf_counter() - start)
+        self.cached.append(token)
+        return out[0]
+
     def _logits(self, ids: Sequence[int], n_last: int, best: np.ndarray | None) -> np.ndarray:
         if not isinstance(ids, list):
             ids = list(ids)

@@ -47,14 +47,15 @@ def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: Sa
     """
     run = DraftRun()
     k = min(k, draft.n_ctx - len(context) + 1)  # the draft's context may be the smaller one
-    ids = list(context)
     confidence = confidence or stop_after_product is not None
     product = 1.0
     # right after a forward pass the caches are cold and every numpy call costs tens of
     # microseconds: a handful of end tokens is masked by scalar stores, not fancy indexing
     few_banned = banned.tolist() if banned is not None and len(banned) <= 8 else None
     for _ in range(k):
-        row = draft.logits(ids, n_last=1)[0]  # a fresh array: masked in place
+        # a fresh array: masked in place. After the first step the cache holds the context
+        # and the drafted tokens, so each step only adds its token
+        row = draft.next_logits(run.tokens[-1]) if run.tokens else draft.logits(context)[0]
         if sampled:
             p = target_probs(row, params, in_place=True)
             if banned is not None:
@@ -81,7 +82,6 @@ def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: Sa
         if stop_below is not None and run.tokens and p_token < stop_below:
             break
         run.tokens.append(token)
-        ids.append(token)
         run.confidence.append(p_token)
         if sampled:
             run.probs.append(p)
