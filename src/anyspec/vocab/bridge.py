@@ -231,10 +231,9 @@ class SpaceWords:
     and the head is ASCII punctuation (",", "?", ")."); its pieces follow a non-space. The
     text ends in newlines only where the tokenizer spells that run there as it does before
     more text (`runs_alike_at_end`: Gemma's runs, SmolLM2's single newline), or where more
-    text will follow it (`followed`). Inside a
-    piece, an ASCII letter or digit followed by ASCII punctuation is a boundary too
-    (" clear" and ","), where the text holds none of the vocabulary's tokens that span one
-    (Gemma's markup, "<strong>").
+    text will follow it (`followed`). Inside a piece, an ASCII letter or digit followed by
+    ASCII punctuation is a boundary too (" clear" and ","), where the text holds none of the
+    vocabulary's tokens that span one (Gemma's markup, "<strong>").
 
     Exact, not a guess. Where no token in the vocabulary can span a boundary (hold text from
     both sides of it), BPE, SentencePiece and Unigram all split the text on either side as
@@ -332,6 +331,8 @@ class SpaceWords:
         lead = len(new) - len(new.lstrip(b"\n"))
         if not tail or not lead or tail == len(before):  # the run may reach further back
             return False
+        if before[-tail - 1:-tail].isspace() or new[lead:lead + 1].isspace():
+            return False  # the runs were learned between two non-spaces
         if lead == len(new) and tail + lead > self.runs_alike_at_end:  # its spelling at the end
             return False
         spelt = self.pieces.get(b"\n" * (tail + lead))
