@@ -197,11 +197,7 @@ class LanguageModel(ABC):
         caller writing one token at a time, without `logits`' comparison of its whole
         sequence with the cache (~20 us at 2,500 tokens). A new array, of one row."""
         self._check_fits(len(self.cached) + 1)
-        start = time.perf_counter()
-        out = self._forward([token], len(self.cached), 1)
-        self._count(1, time.perf_counter() - start)
-        self.cached.append(token)
-        return out[0]
+        return self._extend([token], 1, None)[0]
 
     def _logits(self, ids: Sequence[int], n_last: int, best: np.ndarray | None) -> np.ndarray:
         if not isinstance(ids, list):
@@ -211,13 +207,17 @@ class LanguageModel(ABC):
         self._check_fits(len(ids))
         keep = min(common_prefix_length(self.cached, ids), len(ids) - n_last)
         self.rollback(keep)
+        return self._extend(ids[keep:], n_last, best)  # a copy, not the caller's list
+
+    def _extend(self, new: list[int], n_last: int, best: np.ndarray | None) -> np.ndarray:
+        """Run `new` after the cached ids, book the pass and cache them; the last n_last rows."""
         start = time.perf_counter()
         if best is None:
-            out, not_forward = self._forward(ids[keep:], keep, n_last), 0.0
+            out, not_forward = self._forward(new, len(self.cached), n_last), 0.0
         else:
-            out, not_forward = self._forward_greedy(ids[keep:], keep, n_last, best)
-        self._count(len(ids) - keep, time.perf_counter() - start - not_forward)
-        self.cached.extend(ids[keep:])  # the cache held ids[:keep]; a copy, not the caller's list
+            out, not_forward = self._forward_greedy(new, len(self.cached), n_last, best)
+        self._count(len(new), time.perf_counter() - start - not_forward)
+        self.cached.extend(new)
         return out
 
     def sibling_logits(self, ids: Sequence[int], siblings: Sequence[int]) -> np.ndarray:

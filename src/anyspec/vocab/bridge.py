@@ -308,7 +308,7 @@ class SpaceWords:
         (`runs_alike_at_end`): Gemma's SentencePiece every run probed, SmolLM2's byte-level
         BPE one newline (its pre-tokenizer splits "\\n\\n" before text, not at the end)."""
         table = self.tokenizer.bytes_table()
-        if not self.newline_bounds or len({b"a", b"\n"}.intersection(table)) < 2:
+        if not self.newline_bounds or b"a" not in table or b"\n" not in table:
             return  # (a toy vocabulary may not spell the probes at all)
         alike = True
         for n in range(1, longest + 1):
@@ -348,9 +348,10 @@ class SpaceWords:
         segments = _SEGMENT.findall(text)
         if sum(map(len, segments)) != len(text):  # double spaces, tabs, "\r", " \n": no rule
             return None
-        if segments[-1][:1] == b"\n" and len(segments[-1]) > self.runs_alike_at_end:
-            if not followed:  # byte-level BPE splits "\n\n" one way before text, another at
-                return None  # the end
+        # byte-level BPE splits "\n\n" one way before text and another at the end
+        final_run = len(segments[-1]) if segments[-1][:1] == b"\n" else 0
+        if final_run > self.runs_alike_at_end and not followed:
+            return None
         previous = before[-1:]
         glued = False  # a punctuation lead right after a letter or digit
         for i, segment in enumerate(segments):
