@@ -38,7 +38,8 @@ def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: Sa
     """Up to k draft tokens after `context` (draft ids).
 
     sampled: draw from p (needed when p is used in verification); else take the argmax.
-    stop_below: stop before a token whose draft probability is below this (at least one is kept).
+    stop_below: stop before a step whose most likely token has a draft probability below this
+    (at least one token is kept); decided before drawing, so a sampled draft stays lossless.
     banned: draft ids never to propose; p is renormalised over the others.
     confidence: fill run.confidence when drafting greedily even without stop_below (a softmax
     per step, skipped when nothing reads it).
@@ -64,6 +65,11 @@ def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: Sa
                 if total <= 0:
                     break
                 p /= total
+            # the stop looks at the step's distribution, never at the token drawn from it:
+            # keeping a draw only when it is likely would verify a token drawn from p
+            # restricted to its likely tokens as if drawn from p, and bias the output
+            if stop_below is not None and run.tokens and float(p.max()) < stop_below:
+                break
             token = sample(p, rng)
             p_token = float(p[token])
         else:  # the argmax and its probability only: no full distribution per step
@@ -79,8 +85,8 @@ def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: Sa
             p_token = 1.0
             if confidence or stop_below is not None:
                 p_token = top_probability(row, token)
-        if stop_below is not None and run.tokens and p_token < stop_below:
-            break
+            if stop_below is not None and run.tokens and p_token < stop_below:
+                break  # greedy: the token is the step's most likely one
         run.tokens.append(token)
         run.confidence.append(p_token)
         if sampled:

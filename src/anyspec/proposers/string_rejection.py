@@ -112,8 +112,8 @@ class StringRejectionProposer:
                 rng: np.random.Generator) -> Proposal:
         if params.greedy:
             return self.exact_match.propose(committed, k, params, rng)
-        if self.side.sync(committed):  # committed text ends inside a character: skip a round
-            return Proposal()
+        if self.side.sync(committed) or not self.side.readable:  # committed text ends inside
+            return Proposal()  # a character, or the draft has no text to read: skip a round
         context = list(self.side.text.ids)
         memo: dict[tuple[int, ...], DraftDist] = {}  # draft pieces after context -> p
         tokens, probs, path = [], [], []
@@ -121,10 +121,13 @@ class StringRejectionProposer:
             if len(context) + len(path) + 1 > self.draft.n_ctx:
                 break
             p1, branches = self._pieces(context, path, params, memo)
+            # stop on the step's distribution before drawing (the draft's most likely first
+            # piece), never on the token drawn: that would bias the law verified
+            if (self.stop_below is not None and tokens
+                    and float(p1.weights.max()) * p1.scale < self.stop_below):
+                break
             t, r = self._draw(p1, branches, rng)
             if r is None:
-                break
-            if self.stop_below is not None and tokens and r[t] < self.stop_below:
                 break
             tokens.append(t)
             probs.append(r)
