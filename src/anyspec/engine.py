@@ -91,8 +91,12 @@ class Generation:
     stats: GenerationStats
 
 
+PREFILL_CHUNK = 512  # prompt tokens the target reads between two chances to stop
+
+
 class Stream:
-    """Iterates over text pieces as they are committed; `.result` is set when it ends."""
+    """Iterates over text pieces as they are committed; `.result` is set when it ends.
+    A piece may be empty: the engine is between two chunks of a long prompt's prefill."""
 
     def __init__(self, pieces: Iterator[str | Generation]) -> None:
         self._pieces = pieces
@@ -126,7 +130,7 @@ class SpeculativeGenerator:
                  on_text: Callable[[str], None] | None = None) -> Generation:
         stream = self.stream(prompt, max_new_tokens, sampling, stop)
         for piece in stream:
-            if on_text:
+            if on_text and piece:
                 on_text(piece)
         assert stream.result is not None
         return stream.result
@@ -179,7 +183,12 @@ class SpeculativeGenerator:
             return target_probs(row, sampling, in_place=True)
 
         started = time.perf_counter()
-        if len(committed) > 1:  # fill the caches now, so rounds measure decoding only
+        # fill the caches now, so rounds measure decoding only; in chunks, yielding an empty
+        # piece after each, so a caller (the server) can abandon a long prompt between them
+        for end in range(PREFILL_CHUNK, len(committed) - 1, PREFILL_CHUNK):
+            target.logits(committed[:end], n_last=1)
+            yield ""
+        if len(committed) > 1:
             target.logits(committed[:-1], n_last=1)
         proposer.prefill(committed, warm=controller.start(len(committed), max_new_tokens))
         stats.prefill_seconds = time.perf_counter() - started
@@ -240,7 +249,6 @@ class SpeculativeGenerator:
             piece, hit_stop = text.update(generated, final=finish is not None)
             if hit_stop:
                 finish = "stop"
-                piece, _ = text.update(generated, final=True)
 
             stats.draft_seconds += draft_s
             stats.target_seconds += target_s

@@ -144,3 +144,62 @@ def test_tree_sampled_first_token_follows_the_target(method, gemma_hf, smollm_ll
         counts[out.token_ids[0]] += 1
     assert len(first_rounds) == n and np.mean(np.array(first_rounds) >= 2) > 0.5
     assert chisquare([counts[t] for t in support], q[support] * n).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("method", ["slem", "tokentiming", "tli", "slrs"])
+def test_prompts_without_text_or_with_stray_bytes(method, gemma_llamacpp, smollm_llamacpp):
+    """An empty prompt (BOS only), control tokens only, and token ids whose bytes are not
+    valid UTF-8 (byte tokens: a stray continuation byte) run with every method, greedy as
+    the target alone and sampled without error."""
+    target = gemma_llamacpp
+    stray = target.tokenizer.bytes_table().index(b"\x80")  # a byte-fallback token
+    proposer = make_proposer(method, target, smollm_llamacpp)
+    generator = SpeculativeGenerator(target, proposer, 4)
+    ar = SpeculativeGenerator(target)
+    for prompt in ("", [2], [1, 2, 3], [2, 9259, stray], [stray, stray], [2, stray, 9259]):
+        want = ar.generate(prompt, 12).token_ids
+        assert generator.generate(prompt, 12).token_ids == want, prompt
+        assert generator.generate(prompt, 12, SamplingParams(1.0, seed=1)).stats.new_tokens
+
+
+@pytest.mark.parametrize("method", ["tli", "slrs"])
+def test_sampled_second_token_follows_the_target_under_default_settings(
+        method, gemma_llamacpp, smollm_llamacpp):
+    """T=1, top-k 8, `adaptive` with its default early stop (what the CLI and the server
+    build): three tokens, so the second drafted token is where the stop can cut. The second
+    generated token's marginal law, sum over x1 of q(x1) q(x2 | x1), is checked."""
+    from anyspec.control import draft_stop_below
+
+    target = gemma_llamacpp
+    params = SamplingParams(1.0, top_k=8)
+    prompt = "Once upon a time, there"
+    ids = target.tokenizer.encode(prompt)
+
+    def q(context):
+        row = target_probs(target.logits(context)[-1], params).astype(np.float64)
+        return row / row.sum()
+
+    q1 = q(ids)
+    law = np.zeros(target.vocab_size)
+    for x1 in np.flatnonzero(q1):
+        law += q1[x1] * q(ids + [int(x1)])
+    stop_below = draft_stop_below(None, "adaptive", method)
+    assert stop_below is not None
+    proposer = make_proposer(method, target, smollm_llamacpp, stop_below=stop_below)
+    gen = SpeculativeGenerator(target, proposer, "adaptive")
+    n, drafted = 1200, 0
+    counts = np.zeros(target.vocab_size)
+    for seed in range(n):
+        out = gen.generate(prompt, 3, SamplingParams(1.0, top_k=8, seed=seed))
+        counts[out.token_ids[1]] += 1
+        drafted += out.stats.drafted
+    assert drafted >= n
+    support = np.flatnonzero(law)
+    assert counts[support].sum() == n
+    expected = law[support] * n
+    rare = expected < 5  # pooled, so every cell expects at least 5
+    observed = counts[support][~rare]
+    if rare.any():
+        observed = np.append(observed, counts[support][rare].sum())
+        expected = np.append(expected[~rare], expected[rare].sum())
+    assert chisquare(observed, expected).pvalue > 1e-3

@@ -57,8 +57,8 @@ class IntersectionProposer:
 
     def propose(self, committed: Sequence[int], k: int, params: SamplingParams,
                 rng: np.random.Generator) -> Proposal:
-        if self.side.sync(committed):  # committed text ends inside a character: skip a round
-            return Proposal()
+        if self.side.sync(committed) or not self.side.readable:  # committed text ends inside
+            return Proposal()  # a character, or the draft has no text to read: skip a round
         if self.tree:
             return self._propose_tree(committed, k, params, rng)
         run = draft_chain(self.draft, self.side.text.ids, k, params, rng,

@@ -60,6 +60,13 @@ class DraftSide:
         if warm and 1 < len(ids) <= self.draft.n_ctx:
             self.draft.logits(ids[:-1], n_last=1)
 
+    @property
+    def readable(self) -> bool:
+        """Whether the draft has any text to read: a prompt of control tokens only (BOS, an
+        empty string) gives it none, and a draft cannot predict from nothing; until the
+        target writes some text, rounds decode plainly."""
+        return bool(self.text.ids)
+
     def sync(self, committed: Sequence[int]) -> bytes:
         """Bring the draft ids up to the committed text; return the bytes not covered yet."""
         if len(committed) < self.n_committed:
@@ -102,6 +109,8 @@ class RetokenizingProposer:
     def propose(self, committed: Sequence[int], k: int, params: SamplingParams,
                 rng: np.random.Generator) -> Proposal:
         pending = self.side.sync(committed)
+        if not self.side.readable:
+            return Proposal()
         if self.tree:
             return self._propose_tree(committed, pending, k, params, rng)
         run = draft_chain(self.draft, self.side.text.ids, k, params, rng,

@@ -24,6 +24,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..errors import AnyspecError
+
 
 def incomplete_utf8_tail(data: bytes) -> int:
     """How many bytes at the end of `data` start a UTF-8 character that is not finished."""
@@ -40,6 +42,32 @@ def _decodes(data: bytes) -> str | None:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+_INVALID_UTF8 = re.compile("([\udc80-\udcff])")  # a byte that is no character's, escaped
+
+
+def encode_bytes(tokenizer, data: bytes, add_special: bool = False) -> list[int]:
+    """Ids whose bytes are exactly `data`, which need not be valid UTF-8: a prompt of token
+    ids may hold byte tokens that form no character (a stray continuation byte). The text
+    between such bytes is encoded as usual, and each stray byte is its own byte token (every
+    byte-level BPE and byte-fallback SentencePiece vocabulary has one for each byte)."""
+    text = data.decode("utf-8", errors="surrogateescape")
+    if _decodes(data) is not None:
+        return tokenizer.encode(text, add_special=add_special)
+    by_bytes = per_tokenizer(tokenizer, ids_by_bytes)
+    ids = tokenizer.encode("", add_special=True) if add_special else []
+    for i, part in enumerate(_INVALID_UTF8.split(text)):
+        if i % 2 == 0:
+            ids += tokenizer.encode(part, add_special=False) if part else []
+            continue
+        byte = part.encode("utf-8", errors="surrogateescape")
+        if byte not in by_bytes:
+            raise AnyspecError(f"the text holds the byte 0x{byte.hex()} outside any UTF-8 "
+                               "character, and the draft's vocabulary has no token for it; "
+                               "give valid UTF-8, or use a method without a draft (ar)")
+        ids.append(by_bytes[byte])
+    return ids
 
 
 def reencode_continuation(tokenizer, committed: Sequence[int], new: bytes,
@@ -103,7 +131,7 @@ class DraftText:
         self.lookbehind = lookbehind
         self.words = words  # spells space-led text without a tokenizer call (the usual rest)
         complete = prompt[:len(prompt) - incomplete_utf8_tail(prompt)]
-        ids = tokenizer.encode(complete.decode("utf-8"), add_special=True)
+        ids = encode_bytes(tokenizer, complete, add_special=True)
         self.start = 0
         if window is not None and len(ids) > window:
             bos = ids[:1] if ids[0] == tokenizer.bos_id else []
@@ -145,11 +173,12 @@ class DraftText:
                 if piece is not None or n_back == 0:
                     break
                 n_back -= 1  # the look-behind began inside a character: take one token less
-            if piece is None:  # the covered text itself ends inside a character
-                piece = text[pos:end].decode("utf-8", errors="strict")
-                start = pos
             del self.ids[len(self.ids) - n_back:]
-            ids = self.tokenizer.encode(piece, add_special=False)
+            if piece is None:  # the covered text ends inside a character, or holds a byte that
+                start = pos  # is none's: encoded as bytes from where the ids end
+                ids = encode_bytes(self.tokenizer, bytes(text[pos:end]))
+            else:
+                ids = self.tokenizer.encode(piece, add_special=False)
             self.ids.extend(ids)
             if self.words:
                 self._learn(text, start, pos, end, ids)
@@ -343,7 +372,7 @@ class SpaceWords:
 
     def _split(self, before: bytes, text: bytes, followed: bool = False) -> list[bytes] | None:
         """`text` cut at boundaries no token can span, or None where the class rules it out."""
-        if not before or not text:
+        if not before or not text or _decodes(bytes(text)) is None:
             return None
         segments = _SEGMENT.findall(text)
         if sum(map(len, segments)) != len(text):  # double spaces, tabs, "\r", " \n": no rule
