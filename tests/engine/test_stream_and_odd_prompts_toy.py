@@ -18,8 +18,8 @@ SAME_PIECES = ["a", "b", "c", "d", " ", ""]  # the last: a control token, no tex
 TARGET_PIECES = ["a", "b", "c", "ab", "ca", " ", ""]
 DRAFT_PIECES = ["a", "b", "c", "bc", "abc", " a", " "]
 METHODS = ["ar", "sd", "slem", "tokentiming", "tli", "slrs"]
-CONTROL = 6  # TARGET_PIECES' and... the id of "" in both target vocabularies below
-SAME_CONTROL = 5
+CONTROL = 6  # the id of "" (a control token) in TARGET_PIECES
+SAME_CONTROL = 5  # ... and in SAME_PIECES
 
 
 def generator(method: str, draft_length="adaptive") -> SpeculativeGenerator:
@@ -62,3 +62,21 @@ def test_a_prompt_with_no_text_decodes_as_the_target_alone(method):
                 else SpeculativeGenerator(gen.target).generate(prompt, 20))
         assert got.token_ids == want.token_ids
         assert gen.generate(prompt, 8, SamplingParams(1.0, seed=0)).stats.new_tokens > 0
+
+
+def test_a_long_prompt_is_read_in_chunks_with_a_chance_to_stop_between():
+    """The stream yields an empty piece after each chunk of a long prompt's prefill, so a
+    caller (the server, when its client went away) can close it before the whole prompt is
+    read; closing it there runs nothing more."""
+    from anyspec.engine import PREFILL_CHUNK
+
+    target = ToyModel(ToyTokenizer(TARGET_PIECES), seed=21, n_ctx=4 * PREFILL_CHUNK)
+    gen = SpeculativeGenerator(target)
+    prompt = [0, 1, 2] * PREFILL_CHUNK  # 3 chunks
+    pieces = iter(gen.stream(prompt, 4))
+    assert next(pieces) == ""
+    assert len(target.forwarded) == PREFILL_CHUNK
+    pieces.close()
+    assert len(target.forwarded) == PREFILL_CHUNK
+    full = list(gen.stream(prompt, 4))
+    assert full[:2] == ["", ""] and "".join(full) == gen.generate(prompt, 4).text
