@@ -155,6 +155,17 @@ def test_bundled_questions_and_selection(tmp_path):
     assert read_questions(own) == [Question("x", "c", ("hi",))]
 
 
+def test_explicit_question_ids_all_run_whatever_per_category(tmp_path):
+    """The CLI's default --per-category 1 applies to categories, not to ids named one by one
+    (a file of one category used to run only the first id asked for)."""
+    own = tmp_path / "one_category.jsonl"
+    own.write_text("".join(json.dumps({"question_id": i, "category": "c", "turns": [f"q{i}"]}) + "\n"
+                           for i in range(1, 6)))
+    picked = select_questions(read_questions(own), per_category=1, question_ids=["2", "4", "5"])
+    assert [q.question_id for q in picked] == [2, 4, 5]
+    assert [q.question_id for q in select_questions(read_questions(own), per_category=1)] == [1]
+
+
 def test_chat_template_is_rendered_without_bos():
     template = ("{{ bos_token }}{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}</s>"
                 "{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}")

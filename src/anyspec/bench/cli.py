@@ -36,7 +36,8 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
                         "baselines; a method the pair cannot run (sd with two vocabularies) is "
                         "reported as not applicable")
     p.add_argument("--per-category", type=int, default=1, metavar="N",
-                   help="first N questions of each category (default 1; 0: all 480)")
+                   help="first N questions of each category (default 1; 0: all 480); "
+                        "ignored with --question-ids, which all run")
     p.add_argument("--categories", type=_list, default=None, metavar="LIST",
                    help="only these categories (e.g. writing,translation)")
     p.add_argument("--question-ids", type=_list, default=None, metavar="LIST", help="only these question ids")

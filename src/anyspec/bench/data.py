@@ -43,7 +43,8 @@ def read_questions(path: str | Path | None = None) -> list[Question]:
 
 def select_questions(questions: list[Question], categories: list[str] | None = None,
                      per_category: int = 0, question_ids: list[str] | None = None) -> list[Question]:
-    """Filter in file order: by category, by id, then the first `per_category` of each (0: all)."""
+    """Filter in file order: by category, by id, then the first `per_category` of each (0: all).
+    Ids named explicitly all run: `per_category` applies only when no ids are given."""
     known = {q.category for q in questions}
     if categories:
         unknown = sorted(set(categories) - known)
@@ -58,7 +59,7 @@ def select_questions(questions: list[Question], categories: list[str] | None = N
             raise AnyspecError(f"question ids not found (after the category filter): "
                                f"{', '.join(sorted(missing))}")
         questions = [q for q in questions if str(q.question_id) in wanted]
-    if per_category > 0:
+    if per_category > 0 and not question_ids:
         seen: dict[str, int] = {}
         kept = []
         for q in questions:
@@ -111,17 +112,3 @@ def render_chat(template: str, turns: list[str], answers: list[str]) -> str:
 def encode_prompt(tokenizer, text: str, chat: bool) -> list[int]:
     """Target ids for a prompt; a chat template's control-token text becomes control tokens."""
     return tokenizer.encode(text, parse_special=chat)
-    hf = getattr(tokenizer, "_tok", None)  # models/hf.py HFTokenizer
-    if hf is not None:
-        ids = hf(text, add_special_tokens=False)["input_ids"]
-        return [tokenizer.bos_id] + ids if tokenizer._add_bos else ids
-    llama_cpp = getattr(tokenizer, "_llama_cpp", None)  # models/llamacpp.py LlamaCppTokenizer
-    if llama_cpp is not None:
-        data = text.encode("utf-8")
-        buf = (llama_cpp.llama_token * (len(data) + 8))()
-        n = llama_cpp.llama_tokenize(tokenizer._vocab, data, len(data), buf, len(buf),
-                                     tokenizer._add_bos, True)  # parse_special=True
-        if n < 0:
-            raise RuntimeError(f"llama_tokenize needed {-n} slots")
-        return list(buf[:n])
-    return tokenizer.encode(text)
