@@ -96,3 +96,13 @@ def test_q_computed_in_the_row_is_q_computed_in_a_copy(params):
     wide = logits.astype(np.float64)
     np.testing.assert_array_equal(target_probs(wide, params, in_place=True), expected)
     np.testing.assert_array_equal(wide, logits.astype(np.float64))
+
+
+def test_a_temperature_too_small_to_scale_by_is_greedy():
+    """1 / 1e-300 overflows float32: such a temperature is argmax, not a row of NaN."""
+    logits = np.array([1, 2, -3, 2.5], np.float32)
+    for t in (1e-300, 1e-39, 1e-6):
+        params = SamplingParams(t)
+        assert params.greedy
+        np.testing.assert_array_equal(target_probs(logits, params), [0, 0, 0, 1])
+    assert not SamplingParams(1e-4).greedy

@@ -18,6 +18,9 @@ from .fast_exp import exp_sum
 _TOP_P_HEAD = 2048
 
 
+GREEDY_BELOW = 1e-5
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     temperature: float = 0.0
@@ -35,7 +38,9 @@ class SamplingParams:
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0
+        """Temperature 0, or one so small that it is argmax all the same (vLLM's cut): below
+        it 1 / temperature overflows the logits' precision and softmax is undefined."""
+        return self.temperature < GREEDY_BELOW
 
 
 def target_probs(logits: np.ndarray, params: SamplingParams,

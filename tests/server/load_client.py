@@ -20,7 +20,8 @@ async def one(client: AsyncOpenAI, model: str, prompt: str, max_tokens: int) -> 
            "retry_after": None}
     try:
         stream = await client.completions.create(model=model, prompt=prompt, max_tokens=max_tokens,
-                                                 temperature=0, stream=True)
+                                                 temperature=0, stream=True,
+                                                 stream_options={"include_usage": True})
         async for chunk in stream:
             for choice in chunk.choices:
                 out["text"] += choice.text

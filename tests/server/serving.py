@@ -1,6 +1,7 @@
 """Starting `anyspec serve` as a subprocess on a free port, and reading its /metrics."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -25,10 +26,15 @@ class Server:
         return self.url + "/v1"
 
     def metrics(self) -> dict[str, float]:
-        """Every sample of /metrics: {'name{labels}': value}."""
+        """Every sample of /metrics: {'name{labels}': value}, leaving out the model_name label
+        that every sample carries (test_serve_toy.py checks it)."""
         text = httpx.get(self.url + "/metrics", timeout=30).text
-        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-                for line in text.splitlines() if line and not line.startswith("#")}
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                samples[re.sub(r'model_name="[^"]*",?', "", name).replace("{}", "")] = float(value)
+        return samples
 
     def stop(self, timeout: float = 60) -> int:
         if self.process.poll() is None:

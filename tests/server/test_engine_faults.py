@@ -63,8 +63,8 @@ def test_engine_failure_is_a_500_and_the_server_keeps_serving(client, monkeypatc
     again = client.post("/v1/completions", json=BODY)
     assert again.status_code == 200 and again.json()["choices"][0]["text"] == expected
     metrics = client.get("/metrics").text
-    assert 'anyspec:request_aborted_total{reason="error"} 2' in metrics
-    assert "anyspec:num_requests_running 0" in metrics
+    assert 'anyspec:request_aborted_total{model_name="gemma-3-270m",reason="error"} 2' in metrics
+    assert 'anyspec:num_requests_running{model_name="gemma-3-270m"} 0' in metrics
 
 
 def test_context_overflow_inside_the_engine_is_a_400(client, monkeypatch):

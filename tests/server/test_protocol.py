@@ -35,6 +35,7 @@ def test_defaults_follow_openai():
     assert (req.prompt, req.max_tokens, req.n, req.stream, req.stop) == ("hi", None, 1, False, [])
     assert req.sampling.temperature == 1.0 and req.sampling.top_p == 1.0 and req.sampling.seed is None
     assert req.method is None and req.draft_length is None
+    assert not completion(stream=True).include_usage  # a usage chunk only when asked
 
 
 def test_parameters_are_honoured():
@@ -78,6 +79,7 @@ def test_prompt_forms():
     ("n", 0, "from 1 to 4"), ("n", 5, "from 1 to 4"), ("stop", 3, "string or a list"),
     ("stop", ["a", 1], "string or a list"), ("stop", ["a"] * 5, "at most 4"),
     ("stream", "yes", "true or false"), ("top_k", -1, ">= 0"),
+    ("user", 3, "must be a string"), ("user", ["me"], "must be a string"), ("user", False, "must be a string"),
 ])
 def test_bad_values_name_their_field(field, value, words):
     e = error_of(completion, **{field: value})
@@ -133,6 +135,8 @@ def test_speculative_extension():
 
 
 def test_stream_options_need_stream():
+    assert completion(stream=True, stream_options={"include_usage": True}).include_usage
+    assert not completion(stream=True, stream_options={}).include_usage
     assert error_of(completion, stream_options={"include_usage": True}).param == "stream_options"
     assert error_of(completion, stream=True, stream_options={"include_usage": 1}).param == \
         "stream_options.include_usage"
@@ -143,6 +147,29 @@ def test_json_body():
     for raw in (b"{bad", b"[1, 2]", b'"x"', b'{"a": NaN}', b"\xff\xfe", b""):
         e = error_of(P.parse_json_body, raw=raw)
         assert (e.status, e.code, e.param) == (400, "invalid_json", None), raw
+
+
+@pytest.mark.parametrize("raw,param", [
+    (rb'{"prompt": "a\ud800"}', "prompt"), (rb'{"messages": [{"content": "\udfff"}]}', "messages[0].content"),
+    (rb'{"stop": ["ok", "\ud800x"]}', "stop[1]"), (rb'{"a": {"\ud800": 1}}', "a"), (rb'{"\udc00": 1}', None),
+])
+def test_json_strings_must_be_unicode(raw, param):
+    e = error_of(P.parse_json_body, raw=raw)
+    assert (e.status, e.param, e.code) == (400, param, "invalid_unicode") and "surrogate" in e.message
+    assert P.parse_json_body(rb'{"prompt": "\ud83d\ude00"}') == {"prompt": "\U0001F600"}  # a pair is fine
+
+
+def test_json_nesting_is_bounded():
+    for raw in (b"[" * 100_000, b'{"a":' * 100_000):
+        e = error_of(P.parse_json_body, raw=raw)
+        assert (e.status, e.param) == (400, None) and "nested too deeply" in e.message
+
+    def lists(n: int) -> bytes:  # the body object, then n lists inside each other
+        return b'{"a": ' + b"[" * n + b"]" * n + b"}"
+
+    assert P.parse_json_body(lists(P.MAX_JSON_DEPTH - 1))  # at the limit
+    e = error_of(P.parse_json_body, raw=lists(P.MAX_JSON_DEPTH))
+    assert e.param == "a" + "[0]" * (P.MAX_JSON_DEPTH - 1) and "nested too deeply" in e.message
 
 
 def test_context_budget():
@@ -209,23 +236,33 @@ def test_histogram_and_counters_render_prometheus_text():
     assert 'anyspec:lat_seconds_bucket{le="+Inf"} 4' in lines
     assert "anyspec:lat_seconds_count 4" in lines and "anyspec:lat_seconds_sum 3.65" in lines
 
-    m = ServerMetrics()
-    stats = SimpleNamespace(rounds=4, drafted=10, accepted=7, accepted_at=[4, 2, 1] + [0] * 8, new_tokens=11)
+    m = ServerMetrics("m")
+    # 6 rounds, 4 of which drafted (vLLM's "drafts"); 2 drafted nothing
+    stats = SimpleNamespace(rounds=6, drafted=10, accepted=7, accepted_at=[4, 2, 1] + [0] * 8,
+                            drafted_at=[4, 3, 3], new_tokens=13)
     m.observe_generation(stats, speculative=True)
-    m.observe_generation(SimpleNamespace(rounds=5, drafted=0, accepted=0, accepted_at=[], new_tokens=5),
-                         speculative=False)
+    m.observe_generation(SimpleNamespace(rounds=2, drafted=0, accepted=0, accepted_at=[], drafted_at=[],
+                                         new_tokens=2), speculative=True)
+    m.observe_generation(SimpleNamespace(rounds=5, drafted=0, accepted=0, accepted_at=[], drafted_at=[],
+                                         new_tokens=5), speculative=False)
     m.http_requests.inc(endpoint="/v1/completions", status=429)
+    m.e2e_latency.observe(0.3)
     text = m.render(running=1, waiting=3, max_queue=8)
-    for line in ("anyspec:spec_decode_num_drafts_total 4", "anyspec:spec_decode_num_draft_tokens_total 10",
-                 "anyspec:spec_decode_num_accepted_tokens_total 7", "anyspec:generation_tokens_total 16",
-                 'anyspec:spec_decode_num_accepted_tokens_per_pos_total{position="1"} 2',
-                 "anyspec:num_requests_waiting 3", "anyspec:num_requests_running 1",
-                 'anyspec:http_requests_total{endpoint="/v1/completions",status="429"} 1',
+    for line in ('anyspec:spec_decode_num_drafts_total{model_name="m"} 4',
+                 'anyspec:spec_decode_num_draft_tokens_total{model_name="m"} 10',
+                 'anyspec:spec_decode_num_accepted_tokens_total{model_name="m"} 7',
+                 'anyspec:generation_tokens_total{model_name="m"} 20',
+                 'anyspec:spec_decode_num_accepted_tokens_per_pos_total{model_name="m",position="1"} 2',
+                 'anyspec:num_requests_waiting{model_name="m"} 3', 'anyspec:num_requests_running{model_name="m"} 1',
+                 'anyspec:http_requests_total{model_name="m",endpoint="/v1/completions",status="429"} 1',
+                 'anyspec:e2e_request_latency_seconds_bucket{model_name="m",le="0.5"} 1',
+                 'anyspec:e2e_request_latency_seconds_count{model_name="m"} 1',
                  "# TYPE anyspec:e2e_request_latency_seconds histogram"):
         assert line in text.splitlines(), line
     positions = [l for l in text.splitlines() if l.startswith("anyspec:spec_decode_num_accepted_tokens_per_pos")]
-    assert [l.split('"')[1] for l in positions] == [str(i) for i in range(11)]  # 10 after 9, not after 1
+    assert [l.split('"')[3] for l in positions] == [str(i) for i in range(11)]  # 10 after 9, not after 1
     assert text.endswith("\n") and all(l.startswith(("#", "anyspec:")) for l in text.splitlines())
+    assert all('{model_name="m"' in l for l in text.splitlines() if not l.startswith("#"))
 
 
 def test_retry_after_grows_with_the_queue():
@@ -263,3 +300,15 @@ def test_serve_help_documents_every_option():
     assert len(options) > 20
     for action in options:
         assert action.help and f"[env ANYSPEC_{action.dest.upper()}]" in action.help, action.dest
+
+
+def test_body_timeout_must_be_positive():
+    from anyspec.cli import build_parser
+    from anyspec.errors import AnyspecError
+    from anyspec.server.cli import check_args
+
+    assert build_parser().parse_args(["serve"]).body_timeout == 30
+    for value in ("0", "-1", "nan"):
+        args = build_parser().parse_args(["serve", "--body-timeout", value])
+        with pytest.raises(AnyspecError, match="--body-timeout must be > 0"):
+            check_args(args)

@@ -60,7 +60,8 @@ def test_graceful_shutdown_finishes_then_stops_in_flight_work(server):
 
     def short():
         chunks = list(client.completions.create(model=MODEL, prompt="The sun is", max_tokens=6,
-                                                temperature=0, stream=True))
+                                                temperature=0, stream=True,
+                                                stream_options={"include_usage": True}))
         results["short"] = chunks
 
     def long():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
 import time
 from contextlib import aclosing
@@ -39,6 +40,7 @@ ENDPOINTS = ("/v1/completions", "/v1/chat/completions", "/v1/models", "/health",
 class ServerConfig:
     model_name: str
     max_body_bytes: int = 1 << 20
+    body_timeout: float = 30.0  # seconds to receive a whole request body; slower gets 408
     default_max_tokens: int = 256
     max_n: int = 8
     api_key: str | None = None
@@ -60,7 +62,7 @@ class Job:
 
 
 def create_app(worker: Worker, config: ServerConfig) -> FastAPI:
-    metrics = ServerMetrics()
+    metrics = ServerMetrics(config.model_name)
     target = worker.target
     template, template_source = choose_template(target.tokenizer.chat_template, config.chat_template)
     limits = P.Limits(models=(config.model_name,), n_ctx=target.n_ctx, vocab_size=target.vocab_size,
@@ -83,18 +85,18 @@ def create_app(worker: Worker, config: ServerConfig) -> FastAPI:
 
     @app.exception_handler(P.RequestError)
     async def request_error(request: Request, e: P.RequestError):
-        return JSONResponse(e.body(), e.status, headers=e.headers)
+        return ErrorResponse(e.body(), e.status, headers=e.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, e: StarletteHTTPException):
         message = f"no route {request.method} {request.url.path}" if e.status_code in (404, 405) else str(e.detail)
-        return JSONResponse(P.error_body(message, code=str(e.status_code)), e.status_code)
+        return ErrorResponse(P.error_body(message, code=str(e.status_code)), e.status_code)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, e: Exception):
         log.exception("unexpected error")
-        return JSONResponse(P.error_body(f"internal error: {type(e).__name__}: {e}", "server_error",
-                                         code="internal_error"), 500)
+        return ErrorResponse(P.error_body(f"internal error: {type(e).__name__}: {e}", "server_error",
+                                          code="internal_error"), 500)
 
     @app.get("/health")
     async def health():
@@ -147,7 +149,7 @@ def create_app(worker: Worker, config: ServerConfig) -> FastAPI:
     async def serve(request: Request, kind: str):
         arrived = time.monotonic()
         check_api_key(request)
-        body = P.parse_json_body(await read_body(request, config.max_body_bytes))
+        body = P.parse_json_body(await read_body(request, config.max_body_bytes, config.body_timeout))
         req = P.parse_completion(body, limits) if kind == "completion" else P.parse_chat(body, limits)
         prompt_ids, stop = prepare_prompt(req)
         max_tokens = P.resolve_max_tokens(req, len(prompt_ids), target.n_ctx, config.default_max_tokens)
@@ -179,8 +181,10 @@ def create_app(worker: Worker, config: ServerConfig) -> FastAPI:
 
     async def run_job(job: Job):
         """Hold the engine and yield (choice, item): None when a choice starts, then its text
-        pieces, then its Generation."""
+        pieces, then its Generation. A piece may be "": the engine's sign of life between
+        prefill chunks, which carries no text but lets the caller check for a disconnect."""
         first_piece = True
+        reasons = []
         async with worker.turn():
             metrics.queue_time.observe(time.monotonic() - job.arrived)
             metrics.prompt_tokens.inc(len(job.prompt_ids))
@@ -191,12 +195,14 @@ def create_app(worker: Worker, config: ServerConfig) -> FastAPI:
                 async with aclosing(generation) as items:
                     async for item in items:
                         if isinstance(item, Generation):
-                            metrics.request_success.inc(finished_reason=P.finish_reason(item.finish_reason))
+                            reasons.append(P.finish_reason(item.finish_reason))
                             metrics.observe_generation(item.stats, item.stats.method != "ar")
-                        elif first_piece:
+                        elif item and first_piece:
                             first_piece = False
                             metrics.ttft.observe(time.monotonic() - job.arrived)
                         yield i, item
+        # one count per request, not per choice: "length" if any choice ran out of tokens
+        metrics.request_success.inc(finished_reason="length" if "length" in reasons else "stop")
 
     def usage_of(job: Job, generations: list[Generation]) -> dict:
         method = generations[0].stats.method if generations else worker.default_method
@@ -211,7 +217,8 @@ def create_app(worker: Worker, config: ServerConfig) -> FastAPI:
                 async for _, item in items:
                     if isinstance(item, Generation):
                         generations.append(item)
-                    elif await request.is_disconnected():  # checked as each choice starts, each piece
+                    elif await request.is_disconnected():  # checked as each choice starts, each
+                        # piece, and each "" the engine yields between prefill chunks
                         metrics.request_aborted.inc(reason="disconnected")
                         return Response(status_code=499)  # nobody is listening; nginx's code
         except P.RequestError as e:
@@ -243,7 +250,9 @@ def create_app(worker: Worker, config: ServerConfig) -> FastAPI:
                         generations.append(item)
                         yield P.sse(P.chunk_body(kind, job.id, model, i,
                                                  finish=P.finish_reason(item.finish_reason)))
-                    else:
+                    elif item:  # "" (a prefill heartbeat) has no text: no chunk for it; a client
+                        # that leaves during the prefill cancels this stream (Starlette listens
+                        # for the disconnect), which closes the generation at its next chunk
                         yield P.sse(P.chunk_body(kind, job.id, model, i, text=item))
             if job.req.include_usage:
                 yield P.sse(P.usage_chunk_body(kind, job.id, model, usage_of(job, generations)))
@@ -272,20 +281,37 @@ def engine_failure(e: Exception) -> P.RequestError:
                                "the server keeps serving", None, "internal_error", "server_error")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing (413) one over `limit` bytes before reading it all into memory."""
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The body, refusing (413) one over `limit` bytes before reading it all into memory, and
+    giving up (408) on one that takes over `timeout` seconds in all, so a client trickling
+    bytes cannot hold a connection open for ever."""
     too_large = P.RequestError(413, f"the request body is over the limit of {limit} bytes",
                                None, "request_too_large")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
+    except TimeoutError:
+        # the rest of the body may still arrive on this connection: close it after answering
+        raise P.RequestError(408, f"the request body did not arrive within {timeout:g} s; send it "
+                                  "faster, or start the server with a longer --body-timeout",
+                             None, "request_timeout", headers={"Connection": "close"}) from None
     return b"".join(chunks)
+
+
+class ErrorResponse(JSONResponse):
+    """An error body written as ASCII JSON: whatever of the request a message quotes (a model
+    name, a field name), the response can always be encoded."""
+
+    def render(self, content) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
 
 
 class SSEResponse(StreamingResponse):

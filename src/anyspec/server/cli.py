@@ -40,6 +40,8 @@ def add_serve_parser(sub) -> argparse.ArgumentParser:
                    help="largest n (choices per request, generated one after another; default 8)")
     p.add_argument("--max-body-bytes", type=int, default=1 << 20, metavar="B",
                    help="larger request bodies get 413 (default 1048576)")
+    p.add_argument("--body-timeout", type=float, default=30.0, metavar="S",
+                   help="a request body not received in full within S seconds gets 408 (default 30)")
     p.add_argument("--chat-template", default=None, metavar="FILE",
                    help="Jinja chat template file, or 'plain' (System:/User:/Assistant: turns); "
                         "default: the target's own template, plain when it has none")
@@ -98,6 +100,8 @@ def check_args(args) -> None:
             raise AnyspecError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
     if not 0 <= args.port <= 65535:
         raise AnyspecError(f"--port must be in 0..65535, got {args.port}")
+    if not args.body_timeout > 0:
+        raise AnyspecError(f"--body-timeout must be > 0 seconds, got {args.body_timeout}")
     if args.shutdown_timeout < 0:
         raise AnyspecError(f"--shutdown-timeout must be >= 0, got {args.shutdown_timeout}")
     if args.chat_template not in (None, "plain") and not os.path.isfile(args.chat_template):
@@ -122,7 +126,8 @@ def cmd_serve(args) -> int:
                                args.draft_window, args.tree)
     worker = Worker(target, draft, options, args.max_queue)
     config = ServerConfig(model_name=args.served_model_name or target.name,
-                          max_body_bytes=args.max_body_bytes, default_max_tokens=args.default_max_tokens,
+                          max_body_bytes=args.max_body_bytes, body_timeout=args.body_timeout,
+                          default_max_tokens=args.default_max_tokens,
                           max_n=args.max_n, api_key=args.api_key, chat_template=args.chat_template,
                           warm_up=args.warm_up)
     app = create_app(worker, config)

@@ -20,6 +20,7 @@ MAX_STOP = 4  # as OpenAI
 MAX_DRAFT_LENGTH = 64
 DRAFT_LENGTH_NAMES = ("auto", "adaptive")  # the engine's controllers (control/draft_length.py)
 MAX_SEED = 2**63 - 1
+MAX_JSON_DEPTH = 64  # a request body's nesting; real requests need under 10
 
 # Parameters this server cannot honour. A request may send them only with the value that
 # means "off" (clients often send defaults); any other value is rejected, never ignored.
@@ -93,7 +94,7 @@ class GenerationRequest:
     stop: list[str] = field(default_factory=list)
     n: int = 1
     stream: bool = False
-    include_usage: bool = True  # streaming: send the usage chunk (stream_options.include_usage)
+    include_usage: bool = False  # streaming: send the usage chunk (stream_options.include_usage)
     method: str | None = None  # speculative method; None: the server's default
     draft_length: int | str | None = None  # int, "auto" or "adaptive"; None: the server's default
 
@@ -114,9 +115,57 @@ def parse_json_body(raw: bytes) -> dict:
         body = json.loads(raw, parse_constant=no_constants)
     except (ValueError, UnicodeDecodeError) as e:
         raise bad(None, f"the request body is not valid JSON: {e}", "invalid_json") from None
+    except RecursionError:  # the parser's own limit, far below what a body could nest
+        raise _too_deep(None) from None
     if not isinstance(body, dict):
         raise bad(None, f"the request body must be a JSON object, got {_json_type(body)}", "invalid_json")
+    _check_json_values(body)
     return body
+
+
+def _check_json_values(body: dict) -> None:
+    """Refuse what json.loads accepts but no field can hold: a string with a lone surrogate
+    (an escape such as \\ud800 that is not half of a pair: not text, it cannot be encoded as
+    UTF-8), and nesting deeper than MAX_JSON_DEPTH. Walked with a list, not recursion, and
+    in the body's order, so the first bad field is the one named."""
+    todo: list[tuple[str | None, object, int]] = [(None, body, 1)]
+    while todo:
+        path, value, depth = todo.pop()
+        if isinstance(value, str):
+            if _has_lone_surrogate(value):
+                raise bad(path, f"{path} holds a lone UTF-16 surrogate (an escape from \\ud800 to "
+                                "\\udfff that is not half of a pair), which is not text; send valid "
+                                "Unicode", "invalid_unicode")
+            continue
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise _too_deep(path)
+        if isinstance(value, dict):
+            for key in value:
+                if _has_lone_surrogate(key):
+                    where = f"an object in {path}" if path else "the request body"
+                    raise bad(path, f"a field name in {where} holds a lone UTF-16 surrogate (an "
+                                    "escape from \\ud800 to \\udfff that is not half of a pair), "
+                                    "which is not text; send valid Unicode", "invalid_unicode")
+            children = [(key if path is None else f"{path}.{key}", v) for key, v in value.items()]
+        else:
+            children = [(f"{path}[{i}]", v) for i, v in enumerate(value)]
+        todo.extend((p, v, depth + 1) for p, v in reversed(children))
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _too_deep(path: str | None) -> RequestError:
+    where = f"{path} is" if path else "the request body is"
+    return bad(path, f"{where} nested too deeply: at most {MAX_JSON_DEPTH} levels of lists and "
+                     "objects are accepted", "invalid_json")
 
 
 def parse_completion(body: dict, limits: Limits) -> GenerationRequest:
@@ -175,6 +224,9 @@ def _parse_common(body: dict, limits: Limits, kind: str) -> GenerationRequest:
     seed = _int(body, "seed", 0, MAX_SEED)
     method, draft_length = _speculative(body, limits)
     stream = _bool(body, "stream", False)
+    user = body.get("user")
+    if user is not None and not isinstance(user, str):
+        raise bad("user", f"user must be a string (an id for the end user), got {_json_type(user)}")
     return GenerationRequest(
         kind=kind, model=model, sampling=SamplingParams(temperature, top_k, top_p, seed),
         stop=_stop(body), n=_int(body, "n", 1, limits.max_n, default=1), stream=stream,
@@ -265,17 +317,19 @@ def _stop(body: dict) -> list[str]:
 
 
 def _stream_options(body: dict, stream: bool) -> bool:
+    """Whether to end a stream with a usage chunk: only when asked, as OpenAI does (a chunk
+    with no choices breaks clients that read chunk.choices[0] from every chunk)."""
     options = body.get("stream_options")
     if options is None:
-        return True
+        return False
     if not stream:
         raise bad("stream_options", "stream_options is only allowed with stream: true")
     if not isinstance(options, dict) or set(options) - {"include_usage"}:
         raise bad("stream_options", 'stream_options must be {"include_usage": true|false}')
-    include = options.get("include_usage", True)
-    if not isinstance(include, bool):
+    include = options.get("include_usage", False)
+    if include is not None and not isinstance(include, bool):
         raise bad("stream_options.include_usage", "stream_options.include_usage must be true or false")
-    return include
+    return bool(include)
 
 
 def _speculative(body: dict, limits: Limits) -> tuple[str | None, int | str | None]:

@@ -24,8 +24,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import AnyspecError
-
 
 def incomplete_utf8_tail(data: bytes) -> int:
     """How many bytes at the end of `data` start a UTF-8 character that is not finished."""
@@ -49,25 +47,35 @@ _INVALID_UTF8 = re.compile("([\udc80-\udcff])")  # a byte that is no character's
 
 def encode_bytes(tokenizer, data: bytes, add_special: bool = False) -> list[int]:
     """Ids whose bytes are exactly `data`, which need not be valid UTF-8: a prompt of token
-    ids may hold byte tokens that form no character (a stray continuation byte). The text
-    between such bytes is encoded as usual, and each stray byte is its own byte token (every
-    byte-level BPE and byte-fallback SentencePiece vocabulary has one for each byte)."""
-    text = data.decode("utf-8", errors="surrogateescape")
+    ids, or a sampled output, may hold byte tokens that form no character. The text between
+    such stray bytes is encoded as usual, and each stray byte is its own byte token (byte-level
+    BPE and byte-fallback SentencePiece have one for every byte; where a vocabulary lacks one,
+    `unspellable_end` says where the text it can spell begins)."""
     if _decodes(data) is not None:
-        return tokenizer.encode(text, add_special=add_special)
+        return tokenizer.encode(data.decode("utf-8"), add_special=add_special)
     by_bytes = per_tokenizer(tokenizer, ids_by_bytes)
     ids = tokenizer.encode("", add_special=True) if add_special else []
-    for i, part in enumerate(_INVALID_UTF8.split(text)):
-        if i % 2 == 0:
-            ids += tokenizer.encode(part, add_special=False) if part else []
-            continue
-        byte = part.encode("utf-8", errors="surrogateescape")
-        if byte not in by_bytes:
-            raise AnyspecError(f"the text holds the byte 0x{byte.hex()} outside any UTF-8 "
-                               "character, and the draft's vocabulary has no token for it; "
-                               "give valid UTF-8, or use a method without a draft (ar)")
-        ids.append(by_bytes[byte])
+    for i, part in enumerate(_INVALID_UTF8.split(data.decode("utf-8", "surrogateescape"))):
+        if i % 2:
+            ids.append(by_bytes[part.encode("utf-8", "surrogateescape")])
+        elif part:
+            ids += tokenizer.encode(part, add_special=False)
     return ids
+
+
+def unspellable_end(tokenizer, data: bytes) -> int:
+    """The offset just after the last stray byte of `data` (one in no UTF-8 character) that
+    the vocabulary has no token for; 0 where there is none."""
+    if _decodes(data) is not None:
+        return 0
+    by_bytes = per_tokenizer(tokenizer, ids_by_bytes)
+    end = offset = 0
+    for i, part in enumerate(_INVALID_UTF8.split(data.decode("utf-8", "surrogateescape"))):
+        raw = part.encode("utf-8", "surrogateescape")
+        offset += len(raw)
+        if i % 2 and raw not in by_bytes:
+            end = offset
+    return end
 
 
 def reencode_continuation(tokenizer, committed: Sequence[int], new: bytes,
@@ -130,12 +138,14 @@ class DraftText:
         self.table = tokenizer.bytes_table()
         self.lookbehind = lookbehind
         self.words = words  # spells space-led text without a tokenizer call (the usual rest)
+        self.window = window
         complete = prompt[:len(prompt) - incomplete_utf8_tail(prompt)]
-        ids = encode_bytes(tokenizer, complete, add_special=True)
-        self.start = 0
+        # a stray byte the draft's vocabulary cannot spell: the draft reads what follows it
+        self.start = unspellable_end(tokenizer, complete)
+        ids = encode_bytes(tokenizer, complete[self.start:], add_special=True)
         if window is not None and len(ids) > window:
             bos = ids[:1] if ids[0] == tokenizer.bos_id else []
-            self.start = len(tokenizer.decode_bytes(ids[:len(ids) - window]))
+            self.start += len(tokenizer.decode_bytes(ids[:len(ids) - window]))
             ids = bos + ids[len(ids) - window:]
         self.ids: list[int] = ids
         self.covered = self.start + len(tokenizer.decode_bytes(ids))
@@ -173,6 +183,10 @@ class DraftText:
                 if piece is not None or n_back == 0:
                     break
                 n_back -= 1  # the look-behind began inside a character: take one token less
+            if piece is None and unspellable_end(self.tokenizer, bytes(text[pos:end])):
+                self.__init__(self.tokenizer, bytes(text), self.lookbehind, self.words,
+                              self.window)  # read on from after the byte
+                return
             del self.ids[len(self.ids) - n_back:]
             if piece is None:  # the covered text ends inside a character, or holds a byte that
                 start = pos  # is none's: encoded as bytes from where the ids end
