@@ -66,9 +66,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                         "decoding when drafting does not pay; adaptive is Hugging Face's +2/-1 "
                         "rule; an integer fixes k")
     p.add_argument("--draft-stop-below", type=float, default=None, metavar="P",
-                   help="stop drafting at a token the draft gives probability < P "
-                        "(default 0.4 with auto or adaptive, off with a fixed length and for "
-                        "tokentiming, which stops by --min-confidence)")
+                   help="stop drafting before a step where the draft's most likely token has "
+                        "probability < P (default 0.4 with auto or adaptive, off with a fixed "
+                        "length and for tokentiming, which stops by --min-confidence)")
     p.add_argument("--sampled-drafting", action="store_true",
                    help="slem/tokentiming: sample the draft at the target's temperature instead "
                         "of taking its argmax (verification stays exact either way)")

@@ -74,8 +74,9 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
                    help="hf-uag's draft length, if not --draft-length's: each tool at its best "
                         "setting in one run (transformers' is short, e.g. 2, on a slow CPU draft)")
     m.add_argument("--draft-stop-below", type=float, default=None, metavar="P",
-                   help="stop drafting below draft probability P (default 0.4 with auto or adaptive, "
-                        "except for tokentiming, which stops by --min-confidence)")
+                   help="stop drafting before a step whose most likely draft token is below P "
+                        "(default 0.4 with auto or adaptive, except for tokentiming, which "
+                        "stops by --min-confidence)")
     m.add_argument("--sampled-drafting", action="store_true", help="as in anyspec generate")
     m.add_argument("--dtw-band", type=int, default=8, metavar="W", help="tokentiming's DTW band")
     m.add_argument("--min-confidence", type=float, default=0.05, metavar="C", help="tokentiming's threshold")
