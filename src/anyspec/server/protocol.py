@@ -133,9 +133,7 @@ def _check_json_values(body: dict) -> None:
         path, value, depth = todo.pop()
         if isinstance(value, str):
             if _has_lone_surrogate(value):
-                raise bad(path, f"{path} holds a lone UTF-16 surrogate (an escape from \\ud800 to "
-                                "\\udfff that is not half of a pair), which is not text; send valid "
-                                "Unicode", "invalid_unicode")
+                raise _lone_surrogate(path, path)
             continue
         if not isinstance(value, (dict, list)):
             continue
@@ -145,9 +143,7 @@ def _check_json_values(body: dict) -> None:
             for key in value:
                 if _has_lone_surrogate(key):
                     where = f"an object in {path}" if path else "the request body"
-                    raise bad(path, f"a field name in {where} holds a lone UTF-16 surrogate (an "
-                                    "escape from \\ud800 to \\udfff that is not half of a pair), "
-                                    "which is not text; send valid Unicode", "invalid_unicode")
+                    raise _lone_surrogate(path, f"a field name in {where}")
             children = [(key if path is None else f"{path}.{key}", v) for key, v in value.items()]
         else:
             children = [(f"{path}[{i}]", v) for i, v in enumerate(value)]
@@ -160,6 +156,12 @@ def _has_lone_surrogate(text: str) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+def _lone_surrogate(path: str | None, what: str) -> RequestError:
+    return bad(path, f"{what} holds a lone UTF-16 surrogate (an escape from \\ud800 to \\udfff "
+                     "that is not half of a pair), which is not text; send valid Unicode",
+               "invalid_unicode")
 
 
 def _too_deep(path: str | None) -> RequestError:

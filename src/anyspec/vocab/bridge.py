@@ -45,6 +45,13 @@ def _decodes(data: bytes) -> str | None:
 _INVALID_UTF8 = re.compile("([\udc80-\udcff])")  # a byte that is no character's, escaped
 
 
+def _parts(data: bytes) -> list[tuple[bytes, bool]]:
+    """`data` cut into runs of valid UTF-8 and single stray bytes (in no character):
+    (bytes, stray) in order."""
+    pieces = _INVALID_UTF8.split(data.decode("utf-8", "surrogateescape"))
+    return [(piece.encode("utf-8", "surrogateescape"), bool(i % 2)) for i, piece in enumerate(pieces)]
+
+
 def encode_bytes(tokenizer, data: bytes, add_special: bool = False) -> list[int]:
     """Ids whose bytes are exactly `data`, which need not be valid UTF-8: a prompt of token
     ids, or a sampled output, may hold byte tokens that form no character. The text between
@@ -55,11 +62,11 @@ def encode_bytes(tokenizer, data: bytes, add_special: bool = False) -> list[int]
         return tokenizer.encode(data.decode("utf-8"), add_special=add_special)
     by_bytes = per_tokenizer(tokenizer, ids_by_bytes)
     ids = tokenizer.encode("", add_special=True) if add_special else []
-    for i, part in enumerate(_INVALID_UTF8.split(data.decode("utf-8", "surrogateescape"))):
-        if i % 2:
-            ids.append(by_bytes[part.encode("utf-8", "surrogateescape")])
-        elif part:
-            ids += tokenizer.encode(part, add_special=False)
+    for raw, stray in _parts(data):
+        if stray:
+            ids.append(by_bytes[raw])
+        elif raw:
+            ids += tokenizer.encode(raw.decode("utf-8"), add_special=False)
     return ids
 
 
@@ -70,10 +77,9 @@ def unspellable_end(tokenizer, data: bytes) -> int:
         return 0
     by_bytes = per_tokenizer(tokenizer, ids_by_bytes)
     end = offset = 0
-    for i, part in enumerate(_INVALID_UTF8.split(data.decode("utf-8", "surrogateescape"))):
-        raw = part.encode("utf-8", "surrogateescape")
+    for raw, stray in _parts(data):
         offset += len(raw)
-        if i % 2 and raw not in by_bytes:
+        if stray and raw not in by_bytes:
             end = offset
     return end
 
@@ -139,7 +145,13 @@ class DraftText:
         self.lookbehind = lookbehind
         self.words = words  # spells space-led text without a tokenizer call (the usual rest)
         self.window = window
-        complete = prompt[:len(prompt) - incomplete_utf8_tail(prompt)]
+        self._read(prompt)
+
+    def _read(self, text: bytes) -> None:
+        """Encode `text` afresh (its complete characters): the prompt, or the committed text
+        when it holds a byte the draft's vocabulary cannot spell."""
+        tokenizer, window = self.tokenizer, self.window
+        complete = text[:len(text) - incomplete_utf8_tail(text)]
         # a stray byte the draft's vocabulary cannot spell: the draft reads what follows it
         self.start = unspellable_end(tokenizer, complete)
         ids = encode_bytes(tokenizer, complete[self.start:], add_special=True)
@@ -184,8 +196,7 @@ class DraftText:
                     break
                 n_back -= 1  # the look-behind began inside a character: take one token less
             if piece is None and unspellable_end(self.tokenizer, bytes(text[pos:end])):
-                self.__init__(self.tokenizer, bytes(text), self.lookbehind, self.words,
-                              self.window)  # read on from after the byte
+                self._read(bytes(text))  # read on from after the byte
                 return
             del self.ids[len(self.ids) - n_back:]
             if piece is None:  # the covered text ends inside a character, or holds a byte that
