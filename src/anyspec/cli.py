@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 
 from . import __version__
@@ -101,9 +103,12 @@ def load_generator(args):
     """Load the models named by the options and put the generator together."""
     from .control import draft_stop_below
     from .engine import SpeculativeGenerator
-    from .models.registry import load_model
+    from .models.registry import choose_backend, load_model
     from .proposers import make_proposer, resolve_method
 
+    choose_backend(args.target, args.target_backend, args.device)
+    if args.method != "ar":
+        choose_backend(args.draft, args.draft_backend, args.device)
     target = load_model(args.target, args.target_backend, args.device, args.n_ctx)
     if args.method == "ar":
         return SpeculativeGenerator(target)
@@ -155,8 +160,27 @@ def cmd_models(args) -> int:
     return 0
 
 
+def configure_process(environ=os.environ) -> None:
+    """The command's process-wide defaults, set before torch or llama.cpp is imported.
+
+    OpenMP threads (torch's and llama.cpp's pools) spin 10000 iterations before they sleep
+    instead of libgomp's 300000, so one model's idle pool does not starve the other model,
+    or another process, on a small machine; too short a spin slows torch. A value the user
+    set (GOMP_SPINCOUNT, or OMP_WAIT_POLICY) wins. docs/performance.md has the measurement.
+    Library users who want the same set GOMP_SPINCOUNT=10000 themselves.
+    """
+    if "OMP_WAIT_POLICY" not in environ:
+        environ.setdefault("GOMP_SPINCOUNT", "10000")
+
+
 def main(argv: list[str] | None = None) -> int:
+    configure_process()
     args = build_parser().parse_args(argv)
+    if args.command != "serve":  # serve configures logging from --log-level
+        # the library reports through logging: its notes (a model's one-time conversion) and
+        # warnings on stderr, other libraries' warnings only
+        logging.basicConfig(level=logging.WARNING, format="anyspec: %(message)s")
+        logging.getLogger("anyspec").setLevel(logging.INFO)
     try:
         return {"generate": cmd_generate, "models": cmd_models, "bench": cmd_bench,
                 "serve": cmd_serve}[args.command](args)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..control import draft_stop_below
+from ..errors import require
 from . import metrics
 from .runner import read_rows
 
@@ -149,17 +150,17 @@ def build_report(config: dict, rows: list[dict], baseline_of: dict[str, str]) ->
 
 def plot(summary: dict, folder: Path) -> list[Path]:
     """speedup.png and mat.png (per category per method), acceptance_per_position.png."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    require("matplotlib", extra="bench", feature="the benchmark's plots (or --no-plots)")
+    # Figure without pyplot: no global backend or figure registry is touched
+    from matplotlib.figure import Figure
 
     methods = list(summary)
     categories = list(dict.fromkeys(c for m in methods for c in summary[m]))
     written = []
     for key, name, label in (("speedup", "speedup.png", "speedup over baseline"),
                              ("mat", "mat.png", "mean tokens per target pass (MAT)")):
-        fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(categories) * max(1, len(methods)) / 3), 4))
+        fig = Figure(figsize=(max(6, 0.9 * len(categories) * max(1, len(methods)) / 3), 4))
+        ax = fig.subplots()
         width = 0.8 / max(1, len(methods))
         for j, m in enumerate(methods):
             values = [summary[m].get(c, {}).get(key) or 0 for c in categories]
@@ -172,9 +173,9 @@ def plot(summary: dict, folder: Path) -> list[Path]:
         ax.legend(fontsize="small")
         fig.tight_layout()
         fig.savefig(folder / name, dpi=120)
-        plt.close(fig)
         written.append(folder / name)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     drafting = [m for m in methods if summary[m].get(metrics.ALL, {}).get("accepted_at")]
     for m in drafting:
         at = summary[m][metrics.ALL]["accepted_at"]
@@ -186,7 +187,6 @@ def plot(summary: dict, folder: Path) -> list[Path]:
         ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(folder / "acceptance_per_position.png", dpi=120)
-    plt.close(fig)
     written.append(folder / "acceptance_per_position.png")
     return written
 

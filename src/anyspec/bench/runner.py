@@ -11,6 +11,7 @@ target's own token; Spec-Bench's accept_lengths). stats is the engine's Generati
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import sys
@@ -22,7 +23,7 @@ from typing import Callable
 
 from .. import __version__
 from ..engine import SpeculativeGenerator
-from ..errors import AnyspecError
+from ..errors import AnyspecError, require
 from ..models.registry import load_model
 from ..control import draft_stop_below
 from ..proposers import METHODS, TREE_METHODS, make_proposer
@@ -30,6 +31,8 @@ from ..sampling import SamplingParams
 from .data import Question, conversation_prompt, encode_prompt
 from .metrics import repetition_rate
 from .peers import PEER_BASELINE, PEERS, HFPeer
+
+logger = logging.getLogger(__name__)
 
 ENGINE_BASELINE = "ar"
 WARM_UP_PROMPT = "The history of the printing press"
@@ -256,13 +259,14 @@ def warm_up(methods: dict[str, Method], s: dict) -> None:
             ids = m.tokenizer.encode(WARM_UP_PROMPT)
             m.run(ids, 8, SamplingParams(s["temperature"], s["top_k"], s["top_p"], 0), None)
         except Exception as e:
-            print(f"anyspec bench: warm-up of {m.name} failed ({type(e).__name__}: {e}); its "
-                  "samples will show the error", file=sys.stderr)
+            logger.warning("warm-up of %s failed (%s: %s); its samples will show the error",
+                           m.name, type(e).__name__, e)
 
 
 def run_bench(names: list[str], questions: list[Question], s: dict, out: Path,
               resume: bool = False) -> bool:
     """Run what is not done yet; rows are appended as they finish. False when interrupted."""
+    require("tqdm", "jinja2", extra="bench", feature="anyspec bench")
     from tqdm import tqdm
 
     out.mkdir(parents=True, exist_ok=True)

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import logging
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ..errors import AnyspecError
+from ..errors import AnyspecError, require
 from .base import LanguageModel, Tokenizer
+
+logger = logging.getLogger(__name__)
 
 # Tokens that end a turn in common chat formats (llama.cpp treats these as end-of-generation too).
 END_OF_TURN = ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>",
@@ -115,12 +117,9 @@ class HFModel(LanguageModel):
     def __init__(self, path: str | Path, name: str | None = None, device: str = "cpu",
                  dtype=None, n_ctx: int | None = None, gguf_file: str | None = None) -> None:
         super().__init__()
-        try:
-            import torch
-            import transformers
-        except ImportError as e:  # pragma: no cover - install problem
-            raise AnyspecError("the hf backend needs torch and transformers: "
-                               "pip install torch==2.13.0 transformers") from e
+        require("torch", "transformers", extra="hf", feature="the hf backend")
+        import torch
+        import transformers
         self._torch = torch
         path = Path(path).expanduser()
         if gguf_file is not None:
@@ -293,10 +292,12 @@ def _model_dir(path: Path) -> Path:
 
 def _convert_gguf(path: Path, dest: Path) -> None:
     """Dequantise a GGUF through transformers once and save it as safetensors, atomically."""
+    require("gguf", "sentencepiece", "accelerate", extra="hf",
+            feature="reading a GGUF file with the hf backend")
     import transformers
 
-    print(f"anyspec: converting {path.name} to safetensors for the hf backend (one time, about "
-          f"a minute); cached at {dest}", file=sys.stderr, flush=True)
+    logger.info("converting %s to safetensors for the hf backend (one time, about a minute); "
+                "cached at %s", path.name, dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is an ordinary directory

@@ -30,8 +30,8 @@ in one batch (slrs's branches): two siblings cost ~19 ms against ~26 for two pas
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
-import sys
 import threading
 import time
 import warnings
@@ -40,8 +40,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import AnyspecError
+from ..errors import AnyspecError, require
 from .base import LanguageModel, Tokenizer
+
+logger = logging.getLogger(__name__)
 
 
 class LlamaCppTokenizer(Tokenizer):
@@ -104,7 +106,7 @@ def _quiet_llama_cpp_logs(llama_cpp) -> None:
         @llama_cpp.llama_log_callback
         def errors_only(level, text, user_data):
             if level == 3 and not text.startswith(_EXPECTED_NOTES):  # GGML_LOG_LEVEL_ERROR
-                sys.stderr.write(text.decode("utf-8", errors="replace"))
+                logger.error("llama.cpp: %s", text.decode("utf-8", errors="replace").rstrip())
 
         _LOG_CALLBACK = errors_only
         llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
@@ -152,14 +154,10 @@ class LlamaCppModel(LanguageModel):
                  n_threads: int | None = None, n_batch: int = 512,
                  split_invariant: bool = True, sequences: int = 1) -> None:
         super().__init__()
-        try:
-            from llama_cpp import Llama
-            import llama_cpp
-            import llama_cpp.llama as llama_cpp_llama
-        except ImportError as e:  # pragma: no cover - install problem
-            raise AnyspecError(
-                "the llamacpp backend needs llama-cpp-python: pip install llama-cpp-python==0.3.36"
-            ) from e
+        require("llama_cpp", extra="llamacpp", feature="the llamacpp backend")
+        from llama_cpp import Llama
+        import llama_cpp
+        import llama_cpp.llama as llama_cpp_llama
         self._llama_cpp = llama_cpp
         _quiet_llama_cpp_logs(llama_cpp)
         path = Path(path)

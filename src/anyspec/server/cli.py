@@ -7,7 +7,7 @@ import argparse
 import logging
 import os
 
-from ..errors import AnyspecError
+from ..errors import AnyspecError, require
 
 ENV_PREFIX = "ANYSPEC_"
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
@@ -109,14 +109,18 @@ def check_args(args) -> None:
 
 
 def cmd_serve(args) -> int:
+    require("fastapi", "uvicorn", "jinja2", extra="serve", feature="anyspec serve")
     check_args(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
     import uvicorn
 
-    from ..models.registry import load_model
+    from ..models.registry import choose_backend, load_model
     from .app import GracefulServer, ServerConfig, create_app
     from .worker import GeneratorOptions, Worker
 
+    choose_backend(args.target, args.target_backend, args.device)
+    if args.method != "ar":
+        choose_backend(args.draft, args.draft_backend, args.device)
     target = load_model(args.target, args.target_backend, args.device, args.n_ctx)
     draft = None if args.method == "ar" else load_model(args.draft, args.draft_backend, args.device,
                                                         args.n_ctx, draft=True)
