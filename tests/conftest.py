@@ -1,28 +1,25 @@
 """Shared fixtures: the embedded real models, loaded once per test session."""
 
-import json
-from pathlib import Path
-
 import pytest
 
+from anyspec.cli import configure_process
 from anyspec.models.registry import load_model
 
-SPEC_BENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "spec_bench" / "question.jsonl"
+# the process-wide defaults the anyspec command sets (OpenMP spin), before torch or llama.cpp
+# is imported: the tests alternate two models' thread pools as the command does
+configure_process()
+
+REAL_MODELS = {"gemma_llamacpp", "smollm_llamacpp", "gemma_hf", "smollm_hf"}
 
 
-def spec_bench_prompts(n: int) -> list[tuple[str, str]]:
-    """n first-turn prompts taken round-robin over the categories, so every category appears."""
-    rows = [json.loads(line) for line in SPEC_BENCH.read_text().splitlines() if line.strip()]
-    by_category: dict[str, list[str]] = {}
-    for row in rows:
-        by_category.setdefault(row["category"], []).append(row["turns"][0])
-    out, i = [], 0
-    while len(out) < n:
-        for category, prompts in by_category.items():
-            if i < len(prompts) and len(out) < n:
-                out.append((category, prompts[i]))
-        i += 1
-    return out
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects anything: check every test collected
+def pytest_collection_modifyitems(items):
+    """A test that loads the real models belongs to the slow tier (`-m slow`)."""
+    unmarked = [item.nodeid for item in items if REAL_MODELS & set(item.fixturenames)
+                and item.get_closest_marker("slow") is None]
+    if unmarked:
+        raise pytest.UsageError("these tests load the real models but are not marked "
+                                "@pytest.mark.slow:\n  " + "\n  ".join(unmarked))
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """`anyspec generate` and `anyspec models` end to end on the embedded models, and the clear
-errors that bad input gets (exit status 2, a message that says how to fix it, no traceback)."""
+errors that bad input gets (exit status 2, a message that says how to fix it, no traceback).
+The errors found before any model loads run in the fast tier; the rest are marked slow."""
 
 import json
 import re
@@ -9,8 +10,6 @@ import pytest
 from anyspec.cli import main
 from anyspec.models import registry
 
-pytestmark = pytest.mark.slow
-
 
 def _run(capsys, *argv):
     status = main(list(argv))
@@ -18,6 +17,7 @@ def _run(capsys, *argv):
     return status, out, err
 
 
+@pytest.mark.slow
 def test_generate_streams_then_summarises(capsys):
     status, out, err = _run(capsys, "generate", "The capital of France is", "--max-new-tokens", "8",
                             "--method", "slem", "--draft-length", "3")
@@ -26,6 +26,7 @@ def test_generate_streams_then_summarises(capsys):
     assert "8 tokens" in err and "slem" in err and "MAT" in err
 
 
+@pytest.mark.slow
 def test_generate_json_matches_target_alone(capsys):
     argv = ["generate", "def fibonacci(n):", "--max-new-tokens", "12", "--json"]
     status, out, _ = _run(capsys, *argv, "--method", "ar")
@@ -51,12 +52,16 @@ def test_models_lists_both_embedded_models(capsys):
     (["--temperature", "-1"], "temperature must be >= 0"),
     (["--max-new-tokens", "0"], "max-new-tokens must be >= 1"),
     (["--draft-length", "0"], "draft length must be"),
-    (["--method", "sd"], "method sd needs the draft and target to share one vocabulary.*tokentiming"),
+    pytest.param(["--method", "sd"],  # found once both models are loaded
+                 "method sd needs the draft and target to share one vocabulary.*tokentiming",
+                 marks=pytest.mark.slow),
     (["--target-backend", "llamacpp", "--device", "cuda"], "CPU only"),
     (["--draft-window", "0"], "draft window must be at least 1"),
     (["--tree", "wide"], "--tree must be auto or a number of tokens"),
     (["--tree", "8", "--method", "slrs"], "--tree works with sd, tli, slem, tokentiming; slrs"),
-    (["--tree", "8", "--method", "tli"], "llamacpp backend cannot verify a token tree.*--target-backend hf"),
+    pytest.param(["--tree", "8", "--method", "tli"],  # found once the target is loaded
+                 "llamacpp backend cannot verify a token tree.*--target-backend hf",
+                 marks=pytest.mark.slow),
 ])
 def test_bad_input_is_a_clear_error(capsys, argv, message):
     # a later --max-new-tokens overrides the first, as argparse does
@@ -74,6 +79,7 @@ def test_a_file_that_is_not_a_model(capsys, tmp_path):
     assert "could not load" in err and str(bogus) in err, err
 
 
+@pytest.mark.slow
 def test_a_prompt_longer_than_the_context(capsys):
     status, _, err = _run(capsys, "generate", "word " * 400, "--n-ctx", "128", "--method", "ar")
     assert status == 2

@@ -4,8 +4,6 @@ Checks that the whole loop (proposing, verifying, committing, the bonus token, c
 stopping) keeps the target's law over multi-token outputs, not just the first token.
 """
 
-import itertools
-
 import numpy as np
 import pytest
 from scipy.stats import chisquare
@@ -14,48 +12,10 @@ from anyspec.engine import SpeculativeGenerator
 from anyspec.errors import AnyspecError, ContextOverflowError
 from anyspec.proposers.draft_chain import DraftChainProposer
 from anyspec.sampling import SamplingParams, target_probs
+from laws import exact_sequence_law, three_token_law_pvalue
 from synthetic import ToyModel, ToyTokenizer
 
 PIECES = ["a", "b", "c", "d"]
-
-
-def exact_sequence_law(model, prompt, n, params):
-    """P(x_1..x_n | prompt) for every sequence, from the processed target distributions."""
-    law = {}
-    for seq in itertools.product(range(model.vocab_size), repeat=n):
-        p, ctx = 1.0, list(prompt)
-        for t in seq:
-            q = target_probs(model.row(ctx), params).astype(np.float64)
-            p *= q[t] / q.sum()  # q is float32: its sum is 1 to 1e-7, the chi-square wants 1e-8
-            ctx.append(t)
-        law[seq] = p
-    return law
-
-
-def law_pvalue(counts, law, n_runs):
-    """Chi-square p-value of observed sequence counts against the exact law."""
-    keys = [s for s in law if law[s] > 0]
-    assert sum(counts[s] for s in keys) == n_runs  # nothing outside the support
-    expected = np.array([law[s] for s in keys]) * n_runs
-    observed = np.array([counts[s] for s in keys])
-    # pool rare sequences so every cell expects >= 5
-    rare = expected < 5
-    observed = np.append(observed[~rare], observed[rare].sum())
-    expected = np.append(expected[~rare], expected[rare].sum())
-    return chisquare(observed, expected).pvalue
-
-
-def three_token_law_pvalue(gen, params, seed, n_runs=12_000):
-    """Generate 3 tokens after [0, 1] n_runs times (seeds drawn from `seed`); the p-value of
-    the sequence counts against the target's exact law."""
-    law = exact_sequence_law(gen.target, [0, 1], 3, params)
-    rng = np.random.default_rng(seed)
-    counts = dict.fromkeys(law, 0)
-    for _ in range(n_runs):
-        out = gen.generate([0, 1], 3, SamplingParams(params.temperature, params.top_k,
-                                                     seed=int(rng.integers(2**63))))
-        counts[tuple(out.token_ids)] += 1
-    return law_pvalue(counts, law, n_runs)
 
 
 @pytest.mark.parametrize("params", [SamplingParams(1.0), SamplingParams(0.7, top_k=3)])

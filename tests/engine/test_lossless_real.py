@@ -9,7 +9,7 @@ from scipy.stats import chisquare
 from anyspec.engine import SpeculativeGenerator
 from anyspec.proposers import make_proposer
 from anyspec.sampling import SamplingParams, target_probs
-from conftest import spec_bench_prompts
+from spec_bench import spec_bench_prompts
 
 pytestmark = pytest.mark.slow
 

@@ -10,6 +10,8 @@ from anyspec.proposers import make_proposer
 from anyspec.proposers.string_rejection import DraftDist, SparseLaw, proposal_law
 from anyspec.sampling import largest
 
+pytestmark = pytest.mark.slow  # the real models
+
 
 @pytest.fixture(scope="module")
 def slrs(gemma_llamacpp, smollm_llamacpp):

@@ -11,14 +11,22 @@ from anyspec.proposers.draft_chain import DraftChainProposer
 from anyspec.proposers.tree import DraftTree, confirmed_branch, grow_tree
 from anyspec.sampling import SamplingParams
 from anyspec.verify.tree import depths
+from laws import three_token_law_pvalue
 from synthetic import ToyModel, ToyTokenizer
-from test_engine_toy import three_token_law_pvalue
 
 PIECES = ["a", "b", "c", "d", "e"]
 
 
-@pytest.mark.parametrize("params", [SamplingParams(1.0), SamplingParams(0.7, top_k=3)])
-@pytest.mark.parametrize("budget, depth", [(3, 1), (6, 2), (8, 3)])
+T1, TOP_K = SamplingParams(1.0), SamplingParams(0.7, top_k=3)
+SLOW = pytest.mark.slow  # 12,000 generations each: the fast tier runs one case of each params
+
+
+@pytest.mark.parametrize("params, budget, depth", [
+    pytest.param(T1, 6, 2, id="T1-6-2"), pytest.param(TOP_K, 8, 3, id="top_k-8-3"),
+    pytest.param(T1, 3, 1, id="T1-3-1", marks=SLOW),
+    pytest.param(TOP_K, 3, 1, id="top_k-3-1", marks=SLOW),
+    pytest.param(TOP_K, 6, 2, id="top_k-6-2", marks=SLOW),
+    pytest.param(T1, 8, 3, id="T1-8-3", marks=SLOW)])
 def test_tree_keeps_the_target_law_over_three_tokens(params, budget, depth):
     tok = ToyTokenizer(PIECES)
     target, draft = ToyModel(tok, seed=1), ToyModel(tok, seed=2)

@@ -2,7 +2,8 @@
 one token at a time gives the logits of scoring from scratch; tokens decode to the exact bytes.
 
 The first run converts each GGUF to safetensors (about a minute for Gemma); later runs load the
-cached conversion in seconds.
+cached conversion in seconds. All but the two bad-input tests load a real model, and are marked
+slow.
 """
 
 import importlib.util
@@ -15,8 +16,6 @@ import torch
 from anyspec.errors import AnyspecError
 from anyspec.models.hf import HFModel, _model_dir
 from anyspec.proposers import make_proposer
-
-pytestmark = pytest.mark.slow
 
 ATOL = 3e-4  # fp32 on CPU: only the order of sums differs between splits (seen: 1.3e-4)
 PROMPT = ("The quick brown fox jumps over the lazy dog. In 1984, researchers at the "
@@ -60,6 +59,7 @@ def _prompt_ids(model):
     return ids
 
 
+@pytest.mark.slow
 def test_shapes_and_sizes(model):
     ids = _prompt_ids(model)
     out = model.logits(ids, 3)
@@ -69,6 +69,7 @@ def test_shapes_and_sizes(model):
     assert model.n_ctx >= 8192
 
 
+@pytest.mark.slow
 def test_pieces_and_rollback_equal_scoring_from_scratch(model):
     ids = _prompt_ids(model)
     n = len(ids)
@@ -91,6 +92,7 @@ def test_pieces_and_rollback_equal_scoring_from_scratch(model):
     assert (again.argmax(1) == fresh[20:].argmax(1)).all()
 
 
+@pytest.mark.slow
 def test_k_rows_equal_one_token_at_a_time(model):
     ids = _prompt_ids(model)
     k = 8
@@ -102,6 +104,7 @@ def test_k_rows_equal_one_token_at_a_time(model):
     assert (steps.argmax(1) == rows.argmax(1)).all()
 
 
+@pytest.mark.slow
 def test_only_a_large_output_layer_is_sliced(gemma, smollm):
     from anyspec.models.sliced_linear import VocabSlicedLinear
 
@@ -111,6 +114,7 @@ def test_only_a_large_output_layer_is_sliced(gemma, smollm):
     assert head.weight is gemma._model.get_input_embeddings().weight  # still tied
 
 
+@pytest.mark.slow
 def test_gemma_sliding_window_layers_keep_every_position(gemma):
     """Gemma 3 attends over 512 positions in 5 of 6 layers. Past that window, cached scoring in
     pieces with a rollback must still equal a plain forward without any cache."""
@@ -134,6 +138,7 @@ def _paths(tokens, parents):
     return paths
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, prefix", [("gemma", 40), ("gemma", 600), ("smollm", 40)])
 def test_tree_rows_equal_each_branch_scored_alone(request, name, prefix):
     """One pass over a tree (ancestor-only mask, positions by depth) gives, for every node,
@@ -159,6 +164,7 @@ def test_tree_rows_equal_each_branch_scored_alone(request, name, prefix):
     np.testing.assert_allclose(kept[0], rows[3], rtol=0, atol=5e-4)
 
 
+@pytest.mark.slow
 def test_sibling_logits_are_one_tree_pass(smollm):
     """Siblings after a prefix, as children of its last id in one tree pass, give each
     sibling's own logits; the cache keeps the first."""
@@ -179,6 +185,7 @@ def test_sibling_logits_are_one_tree_pass(smollm):
                                rtol=0, atol=5e-4)
 
 
+@pytest.mark.slow
 def test_a_tree_without_tokens_or_on_llamacpp_is_handled(gemma):
     from anyspec.models.registry import load_model
 
@@ -193,6 +200,7 @@ def test_a_tree_without_tokens_or_on_llamacpp_is_handled(gemma):
         make_proposer("tli", llama, gemma, tree_budget=8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", TEXTS)
 def test_tokens_decode_to_the_exact_bytes(model, text):
     tok = model.tokenizer
@@ -204,6 +212,7 @@ def test_tokens_decode_to_the_exact_bytes(model, text):
     assert tok.decode_bytes(ids[:1]) + tok.decode_bytes(ids[1:]) == text.encode()
 
 
+@pytest.mark.slow
 def test_special_tokens(gemma, smollm):
     g, s = gemma.tokenizer, smollm.tokenizer
     assert g.encode("hi")[0] == g.bos_id == 2  # Gemma wants BOS
@@ -218,6 +227,7 @@ def test_special_tokens(gemma, smollm):
     assert s.token_bytes(s.encode(" the", add_special=False)[0]) == b" the"  # "Ġthe"
 
 
+@pytest.mark.slow
 def test_hf_directory_loads_the_same_model(smollm):
     """The cached conversion is an ordinary HF directory, and loads as one."""
     directory = _model_dir(_smollm_path())
@@ -246,6 +256,7 @@ def test_cuda_without_a_gpu_is_a_clear_error():
         HFModel(_smollm_path(), device="cuda")
 
 
+@pytest.mark.slow
 def test_attention_a_tree_mask_cannot_reproduce_is_refused(smollm, monkeypatch):
     config = smollm._model.config
     monkeypatch.setattr(config, "sliding_window", 64, raising=False)  # a window, no layer types

@@ -1,4 +1,5 @@
-"""The llama.cpp backend on the real embedded models: rollback equals scoring from scratch."""
+"""The llama.cpp backend on the real embedded models: rollback equals scoring from scratch.
+All but the bad-file test load a real model, and are marked slow."""
 
 import importlib.util
 from pathlib import Path
@@ -39,6 +40,7 @@ def models():
     return get
 
 
+@pytest.mark.slow
 @MODELS
 def test_rollback_then_rescore_equals_scoring_from_scratch(path_of, models):
     model = models(path_of)
@@ -54,6 +56,7 @@ def test_rollback_then_rescore_equals_scoring_from_scratch(path_of, models):
     np.testing.assert_array_equal(first, fresh)
 
 
+@pytest.mark.slow
 @MODELS
 def test_logits_do_not_depend_on_how_the_ids_are_split_into_calls(path_of, models):
     # ggml picks matmul kernels by batch shape (vec_dot for one row, tinyBLAS for more, 4-row
@@ -73,6 +76,7 @@ def test_logits_do_not_depend_on_how_the_ids_are_split_into_calls(path_of, model
         np.testing.assert_array_equal(np.concatenate(rows), whole, err_msg=f"split {sizes}")
 
 
+@pytest.mark.slow
 @MODELS
 def test_greedy_logits_are_the_logits_and_their_argmaxes(path_of, models):
     """greedy_logits takes each row's argmax as the row is copied out (timed apart from the
@@ -87,6 +91,7 @@ def test_greedy_logits_are_the_logits_and_their_argmaxes(path_of, models):
     assert model._argmax_seconds > 0
 
 
+@pytest.mark.slow
 @MODELS
 def test_next_logits_extend_the_cache_as_logits_would(path_of, models):
     """A draft writing token by token asks next_logits for each step after its first: the
@@ -103,6 +108,7 @@ def test_next_logits_extend_the_cache_as_logits_would(path_of, models):
     assert (model.counter.calls - calls, model.counter.tokens - tokens) == (3, 3)
 
 
+@pytest.mark.slow
 def test_a_lone_token_at_the_last_context_position_still_fits():
     model = LlamaCppModel(_smollm_path(), n_ctx=8)
     ids = model.tokenizer.encode(TEXT)[:8]
@@ -121,6 +127,7 @@ def test_not_a_model_file_gives_a_clear_error(tmp_path):
         LlamaCppModel(bogus)
 
 
+@pytest.mark.slow
 def test_the_tokenizer_outlives_its_model():
     """The tokenizer holds pointers into the llama.cpp model: it must keep the model alive."""
     import gc
@@ -140,6 +147,7 @@ def _separately(model, ids, siblings):
     return np.stack(rows)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("siblings", [[1000, 2000], [1000, 2000, 3000, 4000, 5000, 6000]],
                          ids=["one pass", "two"])
 def test_sibling_logits_match_a_pass_per_sibling(smollm_llamacpp, siblings):
@@ -170,6 +178,7 @@ def test_sibling_logits_match_a_pass_per_sibling(smollm_llamacpp, siblings):
         np.testing.assert_array_equal(after, model.logits(ids + siblings[:1] + [7])[-1])
 
 
+@pytest.mark.slow
 def test_sibling_logits_without_parallel_sequences_take_a_pass_each(models):
     model = models(_smollm_path)
     assert model.sibling_capacity == 1

@@ -1,6 +1,7 @@
 """The tokenizer bridge on the real Gemma 3 (SentencePiece) and SmolLM2 (byte-level BPE)
 tokenizers, with strings chosen to break it: leading spaces, newlines, digits, emoji, CJK,
-Arabic, Cyrillic, code with tabs, and cuts inside multi-byte characters.
+Arabic, Cyrillic, code with tabs, and cuts inside multi-byte characters. The tests that load
+the real models are marked slow; the ones on made-up vocabularies run in the fast tier.
 """
 
 import re
@@ -14,8 +15,6 @@ from anyspec.proposers import make_proposer
 from anyspec.vocab import (DraftText, incomplete_utf8_tail, leading_tokens, one_to_one,
                            per_tokenizer, reencode_continuation, shared_token_map, space_words)
 from synthetic import ToyModel, ToyTokenizer
-
-pytestmark = pytest.mark.slow
 
 ADVERSARIAL = [
     "  two leading spaces, then   three inside",
@@ -37,12 +36,14 @@ def tokenizer(request, gemma_llamacpp, smollm_llamacpp):
     return (gemma_llamacpp if request.param == "gemma" else smollm_llamacpp).tokenizer
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", ADVERSARIAL)
 def test_token_bytes_spell_the_text_exactly(tokenizer, text):
     ids = tokenizer.encode(text, add_special=False)
     assert tokenizer.decode_bytes(ids) == text.encode()
 
 
+@pytest.mark.slow
 def test_a_literal_sentencepiece_space_marker_reads_as_a_space(gemma_llamacpp, smollm_llamacpp):
     """SentencePiece writes spaces as U+2581 before it tokenizes, so Gemma cannot tell a typed
     "▁" from a space: its own tokens for it spell a space. That is the target's truth, and
@@ -53,6 +54,7 @@ def test_a_literal_sentencepiece_space_marker_reads_as_a_space(gemma_llamacpp, s
     assert smollm.decode_bytes(smollm.encode(text, add_special=False)) == text.encode()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shortcut", [False, True], ids=["encode", "whole-word shortcut"])
 @pytest.mark.parametrize("text", ADVERSARIAL + PROSE)
 def test_reencoding_after_a_canonical_prefix_gives_the_canonical_rest(tokenizer, text,
@@ -70,6 +72,7 @@ def test_reencoding_after_a_canonical_prefix_gives_the_canonical_rest(tokenizer,
                 (j, tok.decode(ids[:j]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", ADVERSARIAL)
 def test_reencoding_at_any_byte_cut_keeps_every_byte(gemma_llamacpp, text):
     """Committed text cut at any byte (inside a character too), encoded on its own; the new
@@ -86,6 +89,7 @@ def test_reencoding_at_any_byte_cut_keeps_every_byte(gemma_llamacpp, text):
         assert tok.decode_bytes(proxies) == expect
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shortcut,window", [(False, None), (True, None), (True, 2)],
                          ids=["encode", "whole-word shortcut", "2-token prompt window"])
 @pytest.mark.parametrize("text", ADVERSARIAL + PROSE + ["plain words, then Words and more."])
@@ -127,6 +131,7 @@ def _ids_after(tok, before: str, text: str) -> list[int]:
     raise AssertionError(f"no token boundary between {before!r} and {text!r}")
 
 
+@pytest.mark.slow
 def test_whole_words_and_learned_pieces_are_spelt_as_the_tokenizer_spells_them(tokenizer):
     """SpaceWords gives the tokenizer's own ids for runs of one-token words after any
     non-space, words it was never checked on included, and for pieces it learned from the
@@ -174,6 +179,7 @@ def test_whole_words_and_learned_pieces_are_spelt_as_the_tokenizer_spells_them(t
     assert draft_text.ids == tokenizer.encode(text)
 
 
+@pytest.mark.slow
 def test_spelt_prose_is_what_the_tokenizer_makes_of_it(tokenizer):
     """Spec-Bench's questions cut at random places (punctuation, digits, code, markup, other
     scripts): wherever SpaceWords spells a piece of text after the text before it, it gives
@@ -202,6 +208,7 @@ def test_spelt_prose_is_what_the_tokenizer_makes_of_it(tokenizer):
     assert n_spelt > 40 and n_cut_punctuation > 10, (n_spelt, n_cut_punctuation)
 
 
+@pytest.mark.slow
 def test_the_commonest_words_are_learned_when_built(tokenizer, monkeypatch):
     """space_words learns the 10,000 most frequent one-token words from one tokenizer call,
     each as the tokenizer itself spells it after other text, so that a round meeting them for
@@ -219,6 +226,7 @@ def test_the_commonest_words_are_learned_when_built(tokenizer, monkeypatch):
     assert calls == [(f"x{text}",)]  # _ids_after's own call: spell made none
 
 
+@pytest.mark.slow
 def test_newline_runs_are_spelt_at_the_end_only_where_the_tokenizer_ends_text_so(tokenizer):
     """A run of newlines ends a text the way it sits before more text in Gemma's
     SentencePiece, for every run probed, but not in SmolLM2's byte-level BPE past one newline
@@ -239,6 +247,7 @@ def test_newline_runs_are_spelt_at_the_end_only_where_the_tokenizer_ends_text_so
         assert followed == (before_text if n <= 16 else None), n
 
 
+@pytest.mark.slow
 def test_a_newline_run_the_new_text_continues_skips_the_look_behind_window(tokenizer,
                                                                           monkeypatch):
     """Committed text ending in "\\n\\n", new text "\\nThe": where the tokenizer spells the
@@ -260,6 +269,7 @@ def test_a_newline_run_the_new_text_continues_skips_the_look_behind_window(token
         assert proxies == _ids_after(tokenizer, "It ended.\n\n", "\nThe")
 
 
+@pytest.mark.slow
 def test_a_word_the_tokenizer_never_makes_is_found_among_the_words_checked_with_it(
         gemma_llamacpp):
     """Gemma holds " YYYY" as one token but spells it " YYY" + "Y". Words are checked in one
@@ -316,6 +326,7 @@ def test_one_to_one():
     assert one_to_one(np.array([-1, -1]))
 
 
+@pytest.mark.slow
 def test_shared_tokens_have_identical_bytes(gemma_llamacpp, smollm_llamacpp):
     d_tok, t_tok = smollm_llamacpp.tokenizer, gemma_llamacpp.tokenizer
     to_target = shared_token_map(d_tok, t_tok)
@@ -338,12 +349,14 @@ def test_tli_with_no_shared_tokens_names_the_methods_that_fit():
         make_proposer("tli", target, draft)
 
 
+@pytest.mark.slow
 def test_sd_with_different_vocabularies_names_the_methods_that_fit(gemma_llamacpp,
                                                                     smollm_llamacpp):
     with pytest.raises(AnyspecError, match="tokentiming, slem, tli, slrs"):
         make_proposer("sd", gemma_llamacpp, smollm_llamacpp)
 
 
+@pytest.mark.slow
 def test_turn_markers_are_tokens_only_when_asked(smollm_llamacpp, smollm_hf):
     """A chat template's markers are parsed as control tokens; typed text never forges one."""
     text = "<|im_start|>user\nhi<|im_end|>\n"
@@ -355,6 +368,7 @@ def test_turn_markers_are_tokens_only_when_asked(smollm_llamacpp, smollm_hf):
         assert tok.decode_bytes(plain) == text.encode()
 
 
+@pytest.mark.slow
 def test_a_draft_tree_becomes_a_trie_of_proxies(gemma_llamacpp, smollm_llamacpp):
     """Each leaf's text, re-tokenized after the committed ids, is one path of the proxy tree;
     siblings are distinct; the first leaf's proxies lead; a branch that does not finish the

@@ -187,8 +187,7 @@ class LanguageModel(ABC):
     def greedy_logits(self, ids: Sequence[int], n_last: int = 1) -> tuple[np.ndarray, list[int]]:
         """logits(ids, n_last) and each row's argmax, the target's greedy choices. The argmaxes
         are not forward time. On llama.cpp each is taken as its row is copied out, while the
-        row is in cache: ~23 us a Gemma row, against ~44 once the five rows of a pass are all
-        copied (benchmarks/argmax_in_cache.py)."""
+        row is in cache."""
         best = np.empty(n_last, dtype=np.int64)
         return self._logits(ids, n_last, best), best.tolist()
 

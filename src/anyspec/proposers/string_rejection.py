@@ -17,8 +17,8 @@ two caps, and r is defined with them (it stays a true distribution, so the rule 
 - only the `branches` most likely first pieces that begin a longer target token, and only
   those with more than `branch_floor` of p1's mass, get the extra draft pass for d2 (the others
   stop at one piece). A branch moves at most its first piece's mass; those under 10% added
-  0.0003 to the chance a proposal is accepted, for a quarter of the draft rows
-  (`benchmarks/slrs_acceptance.py`, docs/performance.md).
+  little to the chance a proposal is accepted, for a quarter of the draft rows
+  (`benchmarks/slrs_acceptance.py` computes it).
 Draft distributions are memoised by prefix, so the pass along the chosen path is reused for the
 next position. Per proposed token this costs up to 1 + `branches` draft rows (one-token
 forwards through the prefix cache) instead of slem's 1: the price of the higher acceptance. The
@@ -28,8 +28,8 @@ siblings (`sibling_logits`; llama.cpp: one sequence each).
 At temperature 0 the target is a point mass: the rule accepts a proposal only when it is the
 target's greedy token, whatever r gives it. r's argmax (one target token at a time, at most
 two pieces) found that token less often than slem's proposal, the draft's greedy text
-re-encoded for the target (MAT 3.46 against 3.78, docs/performance.md), at three times the
-cost per round, so greedy `slrs` proposes as `slem` does.
+re-encoded for the target (a lower MAT on Spec-Bench), at three times the cost per round, so
+greedy `slrs` proposes as `slem` does.
 
 A sampled proposal needs r at a few hundred ids, not over all 262k target ids: it draws from
 r's two parts, the draft's p1 and the ids the branches change (`SparseLaw`), which also give

@@ -11,10 +11,10 @@ letting the drawn token decide whether it joins the tree would bias verification
 
 DySpec values a child by the draft's own probability R[y] along the path. With a draft much
 weaker than the target that overrates siblings (a flat R leaves 1 - R[y] high): on Gemma 3 /
-SmolLM2 at temperature 1 its trees were flat and accepted less than a chain (MAT 1.87 against
-2.27). So the value here is the acceptance `AcceptanceModel` predicts from R[y] and the
-child's rank among its siblings, learnt from the rounds so far: still R-driven, but
-calibrated on the pair (2.46 on the same questions; docs/performance.md).
+SmolLM2 at temperature 1 its trees were flat and accepted less than a chain. So the value
+here is the acceptance `AcceptanceModel` predicts from R[y] and the child's rank among its
+siblings, learnt from the rounds so far: still R-driven, but calibrated on the pair, which
+accepts more than the chain on the same questions.
 
 Sampling: y ~ R, and R is what verification needs (verify/tree.py). Greedy: y = argmax R, R
 being the draft's softmax (a value estimate only; the target checks point masses).
