@@ -1,6 +1,7 @@
 """Per-round overhead of a method at two commits, interleaved question by question.
 
     python benchmarks/ab_overhead.py --base HEAD~1 [--method slem] [--repeats 2] [--temperature 1]
+                                     [--questions 13]
 
 Machine speed drifts by 20% and more between runs here, so two `anyspec bench` runs a few
 minutes apart cannot tell a 0.1 ms change in overhead. This checks the base commit out into a
@@ -18,11 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from anyspec.cli import configure_process
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -63,18 +67,24 @@ def main() -> None:
     ap.add_argument("--method", default="tokentiming")
     ap.add_argument("--repeats", type=int, default=2, help="passes over the questions")
     ap.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
+    ap.add_argument("--questions", type=int, default=13,
+                    help="the first N of the questions (one per category, 13 in all)")
     args = ap.parse_args()
-    if args.temperature < 0 or args.repeats < 1:  # else the workers fail with a traceback
-        ap.error("--temperature must be >= 0 and --repeats >= 1")
+    configure_process()  # the OpenMP spin count `anyspec` runs with, before a model loads
+    if args.temperature < 0 or args.repeats < 1 or args.questions < 1:  # else a traceback
+        ap.error("--temperature must be >= 0, --repeats and --questions >= 1")
+    # a SIGTERM (timeout, kill) still removes the temporary worktree and stops the workers
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     with tempfile.TemporaryDirectory() as tmp:
         base_tree = Path(tmp) / "base"
         subprocess.run(["git", "-C", str(REPO), "worktree", "add", "-q", "--detach",
                         str(base_tree), args.base], check=True)
+        workers: dict[str, subprocess.Popen] = {}
         try:
             workers = {"base": start_worker(base_tree / "src", args.method, args.temperature),
                        "working tree": start_worker(REPO / "src", args.method, args.temperature)}
-            n = {int(w.stdout.readline()) for w in workers.values()}.pop()
+            n = min({int(w.stdout.readline()) for w in workers.values()}.pop(), args.questions)
             overhead = {side: [] for side in workers}
             totals = {side: dict(rounds=0, draft_s=0.0, new_tokens=0, decode_s=0.0)
                       for side in workers}
@@ -96,6 +106,10 @@ def main() -> None:
                 w.stdin.close()
                 w.wait()
         finally:
+            for w in workers.values():
+                if w.poll() is None:
+                    w.kill()
+                    w.wait()
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
                             str(base_tree)], check=False)
     print(f"{args.method}, temperature {args.temperature:g}, {args.repeats} x {n} questions, "

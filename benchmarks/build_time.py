@@ -13,6 +13,7 @@ import argparse
 import statistics
 import time
 
+from anyspec.cli import configure_process
 from anyspec.models.registry import load_model
 from anyspec.proposers import CROSS_VOCABULARY, make_proposer
 
@@ -21,6 +22,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="warm builds per method")
     args = parser.parse_args()
+    configure_process()  # the OpenMP spin count `anyspec` runs with, before a model loads
     target = load_model("gemma-3-270m", "llamacpp")
     draft = load_model("smollm2-135m-instruct", "llamacpp", draft=True)
     print("| method | first build ms | warm build ms, median |\n|---|---|---|")

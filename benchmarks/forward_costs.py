@@ -14,6 +14,7 @@ import argparse
 import statistics
 import time
 
+from anyspec.cli import configure_process
 from anyspec.models.registry import load_model
 
 SIZES = (1, 2, 4, 8, 16)
@@ -37,6 +38,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--context", type=int, default=100, help="tokens already in the cache")
     args = ap.parse_args()
+    configure_process()  # the OpenMP spin count `anyspec` runs with, before a model loads
     text = ("Speculative decoding lets a small model propose tokens that a large model checks "
             "in one pass. ") * 20
     print("| model, backend | " + " | ".join(f"k = {k}" for k in SIZES) + " |")

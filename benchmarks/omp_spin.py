@@ -1,9 +1,10 @@
 """Plain decoding speed of Gemma 3 on each backend under the current OpenMP settings.
 
-    GOMP_SPINCOUNT=10000 python benchmarks/omp_spin.py            # anyspec's default
+    GOMP_SPINCOUNT=10000 python benchmarks/omp_spin.py            # the anyspec command's default
     GOMP_SPINCOUNT=1000 python benchmarks/omp_spin.py --busy      # beside one busy process
 
-The spin count must be in the environment before Python starts (libgomp reads it once).
+The spin count must be in the environment before Python starts (libgomp reads it once); with
+none set, libgomp's own default (300000) applies, as for any library user of anyspec.
 --busy runs a process that keeps one core busy for the duration, as on a shared machine.
 Prints decode tokens/s (48 tokens, 3 repeats) for llama.cpp and transformers.
 """

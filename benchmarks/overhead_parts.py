@@ -20,6 +20,7 @@ import anyspec.engine as engine
 import anyspec.proposers.draft_chain as draft_chain_module
 import anyspec.proposers.retokenize as retokenize
 from anyspec.bench.data import read_questions, select_questions
+from anyspec.cli import configure_process
 from anyspec.models.registry import load_model
 from anyspec.proposers import make_proposer
 from anyspec.sampling import SamplingParams
@@ -57,6 +58,7 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=5)
     ap.add_argument("--temperature", type=float, default=0.0)
     args = ap.parse_args()
+    configure_process()  # the OpenMP spin count `anyspec` runs with, before a model loads
 
     target = load_model("gemma-3-270m", "llamacpp")
     draft = load_model("smollm2-135m-instruct", "llamacpp", draft=True)

@@ -16,6 +16,7 @@ import collections
 import time
 
 from anyspec.bench.data import read_questions, select_questions
+from anyspec.cli import configure_process
 from anyspec.engine import SpeculativeGenerator
 from anyspec.models.registry import load_model
 from anyspec.proposers import make_proposer
@@ -27,6 +28,7 @@ def main() -> None:
     ap.add_argument("--method", default="tokentiming")
     ap.add_argument("--repeats", type=int, default=1)
     args = ap.parse_args()
+    configure_process()  # the OpenMP spin count `anyspec` runs with, before a model loads
 
     target = load_model("gemma-3-270m", "llamacpp")
     draft = load_model("smollm2-135m-instruct", "llamacpp", draft=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 
 from anyspec.bench.data import read_questions, select_questions
+from anyspec.cli import configure_process
 from anyspec.engine import SpeculativeGenerator
 from anyspec.models.registry import load_model
 from anyspec.proposers import make_proposer
@@ -36,6 +37,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     args = ap.parse_args()
+    configure_process()  # the OpenMP spin count `anyspec` runs with, before a model loads
 
     target = load_model("gemma-3-270m", "hf")
     draft = load_model("smollm2-135m-instruct", "llamacpp", draft=True)

@@ -18,6 +18,7 @@ import statistics
 import time
 
 from anyspec.bench.data import read_questions, select_questions
+from anyspec.cli import configure_process
 from anyspec.engine import SpeculativeGenerator
 from anyspec.models.registry import load_model
 from anyspec.proposers import make_proposer
@@ -30,6 +31,7 @@ def main() -> None:
     ap.add_argument("--draft-backend", default="llamacpp")
     ap.add_argument("--questions", type=int, default=5, help="how many questions (one per category)")
     args = ap.parse_args()
+    configure_process()  # the OpenMP spin count `anyspec` runs with, before a model loads
 
     target = load_model("gemma-3-270m", args.target_backend)
     draft = load_model("smollm2-135m-instruct", args.draft_backend, draft=True)

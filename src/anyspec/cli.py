@@ -166,7 +166,7 @@ def configure_process(environ=os.environ) -> None:
     OpenMP threads (torch's and llama.cpp's pools) spin 10000 iterations before they sleep
     instead of libgomp's 300000, so one model's idle pool does not starve the other model,
     or another process, on a small machine; too short a spin slows torch. A value the user
-    set (GOMP_SPINCOUNT, or OMP_WAIT_POLICY) wins. docs/performance.md has the measurement.
+    set (GOMP_SPINCOUNT, or OMP_WAIT_POLICY) wins. benchmarks/omp_spin.py measures it.
     Library users who want the same set GOMP_SPINCOUNT=10000 themselves.
     """
     if "OMP_WAIT_POLICY" not in environ:
