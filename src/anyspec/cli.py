@@ -99,16 +99,24 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="same seed, same output")
 
 
-def load_generator(args):
-    """Load the models named by the options and put the generator together."""
-    from .control import draft_stop_below
-    from .engine import SpeculativeGenerator
-    from .models.registry import choose_backend, load_model
-    from .proposers import make_proposer, resolve_method
+def check_backends(args) -> None:
+    """Answer an unknown model or a missing backend for either model in seconds, before
+    minutes of loading the other."""
+    from .models.registry import choose_backend
 
     choose_backend(args.target, args.target_backend, args.device)
     if args.method != "ar":
         choose_backend(args.draft, args.draft_backend, args.device)
+
+
+def load_generator(args):
+    """Load the models named by the options and put the generator together."""
+    from .control import draft_stop_below
+    from .engine import SpeculativeGenerator
+    from .models.registry import load_model
+    from .proposers import make_proposer, resolve_method
+
+    check_backends(args)
     target = load_model(args.target, args.target_backend, args.device, args.n_ctx)
     if args.method == "ar":
         return SpeculativeGenerator(target)

@@ -114,13 +114,12 @@ def cmd_serve(args) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
     import uvicorn
 
-    from ..models.registry import choose_backend, load_model
+    from ..cli import check_backends
+    from ..models.registry import load_model
     from .app import GracefulServer, ServerConfig, create_app
     from .worker import GeneratorOptions, Worker
 
-    choose_backend(args.target, args.target_backend, args.device)
-    if args.method != "ar":
-        choose_backend(args.draft, args.draft_backend, args.device)
+    check_backends(args)
     target = load_model(args.target, args.target_backend, args.device, args.n_ctx)
     draft = None if args.method == "ar" else load_model(args.draft, args.draft_backend, args.device,
                                                         args.n_ctx, draft=True)
