@@ -2,11 +2,10 @@
 
     python benchmarks/tokenizer_calls.py [--method tokentiming] [--repeats 1]
 
-Right after a forward pass a tokenizer call costs ~200 us (cold caches), so the bridge spells
-what it can without one (vocab/bridge.py, SpaceWords). This runs the method greedily on one
-Spec-Bench question per category (64 tokens, k = 4, llama.cpp pair) in one process and counts
-the calls each tokenizer gets during generation (prompts excluded), per pass over the
-questions: the first pass also pays for what SpaceWords has not learned yet.
+A cross-vocabulary method re-encodes text with the other tokenizer every round
+(vocab/bridge.py). This runs the method greedily on one Spec-Bench question per category
+(64 tokens, k = 4, llama.cpp pair) in one process and counts the calls each tokenizer gets
+during generation (prompts excluded), and their mean cost, per pass over the questions.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from anyspec.bench.data import read_questions, select_questions
 from anyspec.cli import configure_process
 from anyspec.engine import SpeculativeGenerator
 from anyspec.models.registry import load_model
-from anyspec.proposers import make_proposer
+from anyspec.config import GeneratorConfig
 from anyspec.sampling import SamplingParams
 
 
@@ -47,7 +46,7 @@ def main() -> None:
                 seconds[_name] += counting[0] * (time.perf_counter() - began)
         model.tokenizer.encode = counted
 
-    gen = SpeculativeGenerator(target, make_proposer(args.method, target, draft), 4)
+    gen = GeneratorConfig(method=args.method, draft_length=4).build(target, draft)
     questions = select_questions(read_questions(), per_category=1)
     print("| pass | rounds | target tokenizer calls | draft tokenizer calls | per round "
           "| us per call |")

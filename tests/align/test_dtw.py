@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -9,14 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from anyspec.align import (
-    clear_distance_cache,
     covered_draft_prefix,
     dtw_align,
     edit_distance,
     normalise_token_text,
     target_to_draft,
 )
-from anyspec.align.dtw import _levenshtein
 
 # --- plain reference implementations -------------------------------------------
 
@@ -65,7 +64,7 @@ def path_cost(path, draft, target) -> int:
 def check_path(path, k, m, band):
     assert path[0] == (0, 0)
     assert path[-1] == (k - 1, m - 1)
-    for (i0, j0), (i1, j1) in zip(path, path[1:]):
+    for (i0, j0), (i1, j1) in itertools.pairwise(path):
         assert (i1 - i0, j1 - j0) in {(1, 0), (0, 1), (1, 1)}
     assert {i for i, _ in path} == set(range(k))
     assert {j for _, j in path} == set(range(m))
@@ -98,11 +97,9 @@ def check_path(path, k, m, band):
 )
 def test_edit_distance_known_values(a, b, d):
     assert edit_distance(a, b) == d
-    assert _levenshtein(a, b) == d
 
 
 def test_edit_distance_long_strings():
-    # Longer than a machine word: the bit-parallel version must not rely on 64 bits.
     a = "abcdefghij" * 10
     b = "abcdefghiX" * 10 + "yz"
     assert edit_distance(a, b) == ref_edit_distance(a, b) == 12
@@ -147,10 +144,8 @@ def test_paper_example(band):
     assert pairs == [("S", "Scal"), ("cal", "Scal"), ("ing", "ing"), ("Law", "L"), ("Law", "aw")]
 
 
-def test_paper_example_default_band_and_cold_cache():
-    clear_distance_cache()
+def test_paper_example_default_band():
     assert dtw_align(PAPER_DRAFT, PAPER_TARGET) == PAPER_PATH
-    assert dtw_align(PAPER_DRAFT, PAPER_TARGET) == PAPER_PATH  # warm
 
 
 def test_band_zero_forces_diagonal_for_equal_lengths():
@@ -217,7 +212,7 @@ def test_dtw_backtrack_follows_documented_tie_order(draft, target, band):
     if not path:
         return
     C = ref_dtw_matrix(draft, target, band)
-    for (i0, j0), (i1, j1) in zip(path, path[1:]):
+    for (i0, j0), (i1, j1) in itertools.pairwise(path):
         i, j = i1 + 1, j1 + 1  # 1-based cell we backtracked from
         diag, up, left = C[i - 1][j - 1], C[i - 1][j], C[i][j - 1]
         best = min(diag, up, left)

@@ -4,17 +4,21 @@ Arabic, Cyrillic, code with tabs, and cuts inside multi-byte characters. The tes
 the real models are marked slow; the ones on made-up vocabularies run in the fast tier.
 """
 
-import re
-
 import numpy as np
 import pytest
+from synthetic import ToyModel, ToyTokenizer
 
 from anyspec.bench.data import read_questions
 from anyspec.errors import AnyspecError
-from anyspec.proposers import make_proposer
-from anyspec.vocab import (DraftText, incomplete_utf8_tail, leading_tokens, one_to_one,
-                           per_tokenizer, reencode_continuation, shared_token_map, space_words)
-from synthetic import ToyModel, ToyTokenizer
+from anyspec.config import GeneratorConfig
+from anyspec.vocab import (
+    DraftText,
+    incomplete_utf8_tail,
+    leading_tokens,
+    one_to_one,
+    reencode_continuation,
+    shared_token_map,
+)
 
 ADVERSARIAL = [
     "  two leading spaces, then   three inside",
@@ -55,21 +59,16 @@ def test_a_literal_sentencepiece_space_marker_reads_as_a_space(gemma_llamacpp, s
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shortcut", [False, True], ids=["encode", "whole-word shortcut"])
 @pytest.mark.parametrize("text", ADVERSARIAL + PROSE)
-def test_reencoding_after_a_canonical_prefix_gives_the_canonical_rest(tokenizer, text,
-                                                                       shortcut):
+def test_reencoding_after_a_canonical_prefix_gives_the_canonical_rest(tokenizer, text):
     """Committed = the first j target tokens of the text; the new bytes are the rest. The proxy
     tokens must be exactly the tokenizer's own tokens for the rest of the text (on the byte-
     level BPE too: any model may be the target)."""
     tok = tokenizer
-    words = space_words(tok) if shortcut else None  # a fresh one: the first pass teaches it
     ids = tok.encode(text, add_special=False)
-    for _ in range(2 if shortcut else 1):
-        for j in range(len(ids)):
-            rest = text.encode()[len(tok.decode_bytes(ids[:j])):]
-            assert reencode_continuation(tok, ids[:j], rest, words=words) == ids[j:], \
-                (j, tok.decode(ids[:j]))
+    for j in range(len(ids)):
+        rest = text.encode()[len(tok.decode_bytes(ids[:j])):]
+        assert reencode_continuation(tok, ids[:j], rest) == ids[j:], (j, tok.decode(ids[:j]))
 
 
 @pytest.mark.slow
@@ -90,11 +89,9 @@ def test_reencoding_at_any_byte_cut_keeps_every_byte(gemma_llamacpp, text):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shortcut,window", [(False, None), (True, None), (True, 2)],
-                         ids=["encode", "whole-word shortcut", "2-token prompt window"])
+@pytest.mark.parametrize("window", [None, 2], ids=["whole prompt", "2-token prompt window"])
 @pytest.mark.parametrize("text", ADVERSARIAL + PROSE + ["plain words, then Words and more."])
-def test_draft_text_follows_committed_text_in_uneven_pieces(smollm_llamacpp, text, shortcut,
-                                                             window):
+def test_draft_text_follows_committed_text_in_uneven_pieces(smollm_llamacpp, text, window):
     """The draft ids always spell a prefix of the committed text (never text that was not
     committed), short of it by at most an unfinished character; and a sync rewrites at most
     the look-behind window of earlier ids. With a prompt window they spell the text from
@@ -102,8 +99,7 @@ def test_draft_text_follows_committed_text_in_uneven_pieces(smollm_llamacpp, tex
     tok = smollm_llamacpp.tokenizer
     data = text.encode()
     rng = np.random.default_rng(len(data))
-    draft_text = DraftText(tok, data[:12], words=space_words(tok) if shortcut else None,
-                           window=window)
+    draft_text = DraftText(tok, data[:12], window=window)
     assert tok.decode_bytes(draft_text.ids) == data[draft_text.start:draft_text.covered]
     assert window is None or (len(draft_text.ids) <= window and draft_text.start > 0)
     end = 12
@@ -122,57 +118,12 @@ def test_draft_text_follows_committed_text_in_uneven_pieces(smollm_llamacpp, tex
     assert draft_text.covered == len(data)
 
 
-def _ids_after(tok, before: str, text: str) -> list[int]:
-    """The tokenizer's ids for `text` where it follows `before` (asserting they split there)."""
-    whole = tok.encode(before + text, add_special=False)
-    for cut in range(len(whole) + 1):
-        if tok.decode_bytes(whole[:cut]) == before.encode():
-            return whole[cut:]
-    raise AssertionError(f"no token boundary between {before!r} and {text!r}")
-
-
 @pytest.mark.slow
-def test_whole_words_and_learned_pieces_are_spelt_as_the_tokenizer_spells_them(tokenizer):
-    """SpaceWords gives the tokenizer's own ids for runs of one-token words after any
-    non-space, words it was never checked on included, and for pieces it learned from the
-    tokenizer's output elsewhere; it declines text that is not space-led pieces after a
-    non-space; whole words synced one at a time give the ids encoding all at once."""
-    words = space_words(tokenizer)
-    assert words is not None and all(w.startswith(b" ") for w in words.words)
-    pool = list(words.words)[7::499]
-    rng = np.random.default_rng(7)
-    n_spelt = 0
-    for before in ["x", "9", ")", "ü", "中", "-"] * 8:
-        run = b"".join(pool[i] for i in rng.integers(len(pool), size=3))
-        spelt = words.spell(before.encode(), run)
-        if spelt is not None:
-            n_spelt += 1
-            assert spelt == _ids_after(tokenizer, before, run.decode()), (before, run)
-    assert n_spelt > 24  # most runs are whole words the vocabulary holds
-    for before, text in [(b"a\n", b" the"), (b"a ", b" the"), (b"", b" the"), (b"a", b"the"),
-                         (b"a", b"  the"), (b"a", b" the" + b"\n" * 17), (b"a", b" "),
-                         (b"a", b" the,")]:
-        assert words.spell(before, text) is None, (before, text)  # the last: not learned yet
-
-    taught = " there, world! It is 2026, and (so) the sky: blue-ish. Привет, мир."
-    words.learn(b"x", taught.encode(), _ids_after(tokenizer, "x", taught))
-    for before, text in [("q", " world! It is 2026,"), ("é", " Привет, the sky: blue-ish."),
-                         ("7", " (so) the")]:
-        assert words.spell(before.encode(), text.encode()) == _ids_after(tokenizer, before, text)
-
-    # a punctuation lead after a letter or digit, and a line's first word, once learned
-    for before, taught in [("x", ", it is (so)."), ("x", "). Yes, it"), ("x", "!"),
-                           ("x.\n", "The end"), ("x\n", "1. Go"), ("\n", "42%) then")]:
-        words.learn(before.encode(), taught.encode(), _ids_after(tokenizer, before, taught))
-    for before, text in [("q", ", it is"), ("9", ")."), ("B", "!"), ("so", "). Yes, (so)"),
-                         ("red.\n", "The end"), ("\n\n", "1. Go"), ("\n", "42%) then")]:
-        assert words.spell(before.encode(), text.encode()) == _ids_after(tokenizer, before, text)
-    for before, text in [("q ", ", it"), ("(", ","), ("q", "s, it"), ("q", "The"), ("q\n", " The"),
-                         ("q\n", "The" + "\n" * 17), ("ü", ",")]:  # the last: not an ASCII letter
-        assert words.spell(before.encode(), text.encode()) is None, (before, text)
-
+def test_words_synced_one_at_a_time_give_the_ids_of_encoding_all_at_once(tokenizer):
+    """Each sync re-encodes a few draft tokens before the new text with it, so whole words
+    committed one at a time come out as the tokenizer spells the whole text."""
     text = "The results of the experiment were clear"
-    draft_text = DraftText(tokenizer, b"The", words=words)
+    draft_text = DraftText(tokenizer, b"The")
     data = text.encode()
     for end in [i for i in range(4, len(data)) if data[i:i + 1] == b" "] + [len(data)]:
         draft_text.sync(data[:end])
@@ -180,144 +131,48 @@ def test_whole_words_and_learned_pieces_are_spelt_as_the_tokenizer_spells_them(t
 
 
 @pytest.mark.slow
-def test_spelt_prose_is_what_the_tokenizer_makes_of_it(tokenizer):
+def test_prose_cut_anywhere_is_reencoded_as_the_tokenizer_encodes_it(tokenizer):
     """Spec-Bench's questions cut at random places (punctuation, digits, code, markup, other
-    scripts): wherever SpaceWords spells a piece of text after the text before it, it gives
-    the tokenizer's own ids, and it declines where a token spans the cut. It learns from the
-    tokenizer's output as a proposer does, so that learned pieces get spelt too."""
-    words = space_words(tokenizer)
+    scripts): the proxies always spell exactly the new text, and where the tokenizer's own
+    tokens for the whole text have a boundary at the cut, they are its own tokens after it."""
     rng = np.random.default_rng(11)
-    n_spelt = n_cut_punctuation = 0
+    n_canonical = 0
     for question in read_questions()[::4]:
         text = question.turns[0]
         for _ in range(12):
             a, b = sorted(rng.integers(1, len(text) + 1, size=2))
             before, new = text[:a], text[a:b + 1]
-            try:
-                expected = _ids_after(tokenizer, before, new)
-            except AssertionError:  # a token spans the cut
-                assert words.spell(before[-16:].encode(), new.encode()) is None, (before, new)
-                continue
-            spelt = words.spell(before[-16:].encode(), new.encode())
-            if spelt is None:
-                words.learn(before[-16:].encode(), new.encode(), expected)
-                continue
-            assert spelt == expected, (before[-16:], new)
-            n_spelt += 1
-            n_cut_punctuation += re.search(r"[A-Za-z0-9][,.:;!?)]", new) is not None
-    assert n_spelt > 40 and n_cut_punctuation > 10, (n_spelt, n_cut_punctuation)
+            whole = tokenizer.encode(before + new, add_special=False)
+            cut = next((c for c in range(len(whole) + 1)
+                        if tokenizer.decode_bytes(whole[:c]) == before.encode()), None)
+            committed = whole[:cut] if cut is not None else tokenizer.encode(before,
+                                                                             add_special=False)
+            proxies = reencode_continuation(tokenizer, committed, new.encode())
+            assert tokenizer.decode_bytes(proxies) == new.encode(), (before[-16:], new)
+            if cut is not None:
+                assert proxies == whole[cut:], (before[-16:], new)
+                n_canonical += 1
+    assert n_canonical > 100, n_canonical
 
 
 @pytest.mark.slow
-def test_the_commonest_words_are_learned_when_built(tokenizer, monkeypatch):
-    """space_words learns the 10,000 most frequent one-token words from one tokenizer call,
-    each as the tokenizer itself spells it after other text, so that a round meeting them for
-    the first time spells them without a call."""
-    words = space_words(tokenizer)
-    common = sorted(words.words, key=words.words.get)[:10_000]
-    assert len(common) == 10_000 and set(common) <= set(words.pieces)
-    for word in common[::97]:
-        assert words.pieces[word] == _ids_after(tokenizer, "x", word.decode()), word
-    calls = []
-    encode = tokenizer.encode
-    monkeypatch.setattr(tokenizer, "encode", lambda *a, **k: calls.append(a) or encode(*a, **k))
-    text = " it is one of the best known of all the ways to make"
-    assert words.spell(b"x", text.encode()) == _ids_after(tokenizer, "x", text)
-    assert calls == [(f"x{text}",)]  # _ids_after's own call: spell made none
-
-
-@pytest.mark.slow
-def test_newline_runs_are_spelt_at_the_end_only_where_the_tokenizer_ends_text_so(tokenizer):
-    """A run of newlines ends a text the way it sits before more text in Gemma's
-    SentencePiece, for every run probed, but not in SmolLM2's byte-level BPE past one newline
-    ("\\n\\n" is one token at the end, two before text). SpaceWords spells a final run only
-    where the two agree; asked for text that more text will follow (a draft's), it spells the
-    run as before text."""
-    words = space_words(tokenizer)
-    gemma = tokenizer.vocab_size > 200_000  # Gemma 3's 262k, not SmolLM2's 49k
-    assert words.runs_alike_at_end == (16 if gemma else 1)
-    for n in range(1, 20):
-        run = "\n" * n
-        at_end = _ids_after(tokenizer, "x.", run)
-        before_text = _ids_after(tokenizer, "x.", run + "Yes")[:-1]
-        assert (at_end == before_text) == (gemma or n == 1), n
-        spelt = words.spell(b"x.", run.encode())
-        assert spelt == (at_end if n <= words.runs_alike_at_end else None), n
-        followed = words.spell(b"x.", run.encode(), followed=True)
-        assert followed == (before_text if n <= 16 else None), n
-
-
-@pytest.mark.slow
-def test_a_newline_run_the_new_text_continues_skips_the_look_behind_window(tokenizer,
-                                                                          monkeypatch):
-    """Committed text ending in "\\n\\n", new text "\\nThe": where the tokenizer spells the
-    three newlines with no token boundary after two (Gemma), encoding a look-behind window
-    with the new text cannot give the committed tokens back, so the new text is encoded alone
-    in one call. Where it keeps the boundary (SmolLM2), the window is encoded as usual and
-    gives the tokenizer's own ids."""
-    words = space_words(tokenizer)
-    committed = tokenizer.encode("It ended.\n\n", add_special=False)
-    calls = []
-    encode = tokenizer.encode
-    monkeypatch.setattr(tokenizer, "encode", lambda *a, **k: calls.append(a) or encode(*a, **k))
-    proxies = reencode_continuation(tokenizer, committed, b"\nThe", words=words)
-    assert tokenizer.decode_bytes(proxies) == b"\nThe"
-    if tokenizer.vocab_size > 200_000:  # Gemma: "\n\n\n" is one token
-        assert calls == [("\nThe",)]
-    else:  # SmolLM2 ends the text with "\n\n" and splits it before more text: the window works
-        assert len(calls) == 1
-        assert proxies == _ids_after(tokenizer, "It ended.\n\n", "\nThe")
-
-
-@pytest.mark.slow
-def test_a_word_the_tokenizer_never_makes_is_found_among_the_words_checked_with_it(
-        gemma_llamacpp):
-    """Gemma holds " YYYY" as one token but spells it " YYY" + "Y". Words are checked in one
-    tokenizer call per text; when that call disagrees, each is checked alone, so the one
-    unreachable word is set aside and the others are kept."""
-    tok = gemma_llamacpp.tokenizer
-    words = space_words(tok)
-    assert b" YYYY" in words.words
-    assert words.spell(b"x", b" the date YYYY is") is None
-    assert words.unreachable == {b" YYYY"}
-    assert {b" the", b" date", b" is"} <= set(words.pieces)
-    assert words.spell(b"x", b" is the date") == _ids_after(tok, "x", " is the date")
-
-
-def test_text_a_token_could_span_is_not_spelt():
-    """Gemma's "> </" could be one token across a piece boundary: text holding it is not
-    spelt piece by piece. A vocabulary with many such tokens gets no SpaceWords at all."""
-    class Vocabulary:
-        def __init__(self, pieces):
-            self.table = [p.encode() for p in pieces]
-
-        def bytes_table(self):
-            return self.table
-
-        def encode(self, text, add_special=True):  # no ids: SpaceWords learns nothing when built
-            return []
-
-    words = space_words(Vocabulary(["a", "b", " b", "a b", "c", "> </", "<"]))
-    assert words.spanning == [b"a b", b"> </"]
-    words.learn(b"c", b" b", [2])
-    assert words.spell(b"c", b" b b") == [2, 2]
-    assert words.spell(b"ca", b" b") is None  # "a b" could be one token
-    assert words.spell(b"c>", b" b") == [2]  # "> </" cannot be in "> b"
-    assert space_words(Vocabulary([f"x{i} y" for i in range(65)])) is None
-
-    # tokens that could span the boundary before a punctuation lead, or after a newline
-    words = space_words(Vocabulary(["a", "b", ",", " b", "b,", " a", "\n", "\nb"]))
-    assert words.glued == [b"b,"] and not words.newline_bounds
-    words.learn(b"a", b", b", [2, 3])
-    assert words.spell(b"a", b", b") == [2, 3]
-    assert words.spell(b"b", b", b") is None  # "b," could be one token
-    assert words.spell(b"\n", b"b") is None  # so could "\nb"
-    # inside a piece: " a," is " a" and "," unless the text holds a token that spans the cut
-    words.learn(b"a", b" a", [5])
-    words.learn(b"a", b",", [2])
-    assert words.spell(b"b", b" a, a,") == [5, 2, 5, 2]
-    assert words.spell(b"a", b" a, b,") is None  # "b," could be one token
-    assert space_words(Vocabulary([f"x{i}," for i in range(129)])).glued is None
+@pytest.mark.parametrize("before,new", [("x.", "\n"), ("x.", "\n\n"), ("x.", "\n" * 17),
+                                        ("x.", "\n\nYes"), ("x", " the date YYYY is"),
+                                        ("It ended.\n\n", "\nThe")])
+def test_newline_runs_and_unusual_words_are_reencoded_exactly(tokenizer, before, new):
+    """A run of newlines (spelt one way at the end of a text and another before more text in
+    SmolLM2), a word the vocabulary holds but the tokenizer never makes (Gemma's " YYYY"), and
+    new newlines that continue committed ones. Where the tokenizer's own tokens for the whole
+    text keep the committed ones, the proxies are its tokens after them; where they do not
+    (Gemma spells "\\n\\n\\n" as one token), the new text is encoded alone."""
+    committed = tokenizer.encode(before, add_special=False)
+    whole = tokenizer.encode(before + new, add_special=False)
+    proxies = reencode_continuation(tokenizer, committed, new.encode())
+    assert tokenizer.decode_bytes(proxies) == new.encode()
+    if whole[:len(committed)] == committed:
+        assert proxies == whole[len(committed):]
+    else:
+        assert proxies == tokenizer.encode(new, add_special=False)
 
 
 def test_one_to_one():
@@ -346,14 +201,14 @@ def test_tli_with_no_shared_tokens_names_the_methods_that_fit():
     target = ToyModel(ToyTokenizer(["a", "b"]), seed=1)
     draft = ToyModel(ToyTokenizer(["x", "y"]), seed=2)
     with pytest.raises(AnyspecError, match="slem or tokentiming"):
-        make_proposer("tli", target, draft)
+        GeneratorConfig(method="tli").proposer(target, draft)
 
 
 @pytest.mark.slow
 def test_sd_with_different_vocabularies_names_the_methods_that_fit(gemma_llamacpp,
                                                                     smollm_llamacpp):
     with pytest.raises(AnyspecError, match="tokentiming, slem, tli, slrs"):
-        make_proposer("sd", gemma_llamacpp, smollm_llamacpp)
+        GeneratorConfig(method="sd").proposer(gemma_llamacpp, smollm_llamacpp)
 
 
 @pytest.mark.slow
@@ -375,7 +230,7 @@ def test_a_draft_tree_becomes_a_trie_of_proxies(gemma_llamacpp, smollm_llamacpp)
     pending bytes is left out."""
     from anyspec.proposers.retokenize import proxy_tree
     from anyspec.proposers.tree import DraftTree
-    from anyspec.verify.tree import children_of
+    from anyspec.trees import children_of
 
     d, t = smollm_llamacpp.tokenizer, gemma_llamacpp.tokenizer
     committed = t.encode("The scaling law", add_special=True)

@@ -1,7 +1,6 @@
 """Token alignment between draft and target vocabularies (TokenTiming DTW)."""
 
 from anyspec.align.dtw import (
-    clear_distance_cache,
     covered_draft_prefix,
     dtw_align,
     edit_distance,
@@ -10,7 +9,6 @@ from anyspec.align.dtw import (
 )
 
 __all__ = [
-    "clear_distance_cache",
     "covered_draft_prefix",
     "dtw_align",
     "edit_distance",

@@ -16,22 +16,18 @@ Conventions:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from functools import lru_cache
-from itertools import repeat
+
+from rapidfuzz.distance import Levenshtein
 
 __all__ = [
-    "normalise_token_text",
-    "edit_distance",
-    "dtw_align",
     "covered_draft_prefix",
+    "dtw_align",
+    "edit_distance",
+    "normalise_token_text",
     "target_to_draft",
-    "clear_distance_cache",
 ]
-
-# Larger than any reachable cost; an int (not float inf) keeps every comparison
-# in the DP int-vs-int, which is the fast path in CPython.
-_BIG = 1 << 60
 
 _SPACE_MARKERS = ("\u2581", "\u0120", " ")  # SentencePiece '▁', byte-level BPE 'Ġ', plain space
 
@@ -43,95 +39,9 @@ def normalise_token_text(s: str) -> str:
     return s
 
 
-def _levenshtein(a: str, b: str) -> int:
-    """Uncached Levenshtein distance (unit costs).
-
-    Bit-parallel (Myers 1999 / Hyyro 2001, global-distance variant): one
-    column of the DP is a pair of bit-vectors of +1/-1 vertical deltas, so each
-    character of the shorter string costs a dozen int ops instead of a Python
-    loop over the longer one; ~40% faster than the row DP on subword tokens.
-    """
-    if a == b:
-        return 0
-    if len(a) < len(b):
-        a, b = b, a
-    if not b:
-        return len(a)
-    peq: dict[str, int] = {}  # char -> bitmask of its positions in a
-    bit = 1
-    for c in a:
-        peq[c] = peq.get(c, 0) | bit
-        bit <<= 1
-    mask = bit - 1
-    last = bit >> 1
-    pv = mask  # D(i,0) - D(i-1,0) = +1 for every row
-    mv = 0
-    score = len(a)
-    get = peq.get
-    for c in b:
-        eq = get(c, 0)
-        xv = eq | mv
-        xh = (((eq & pv) + pv) ^ pv) | eq
-        ph = mv | (~(xh | pv) & mask)
-        mh = pv & xh
-        if ph & last:
-            score += 1
-        elif mh & last:
-            score -= 1
-        ph = (ph << 1) | 1  # | 1: row 0 is D(0,j) = j, a +1 step per column
-        pv = ((mh << 1) | ~(xv | ph)) & mask
-        mv = ph & xv  # stays within mask: xv does by induction
-    return score
-
-
-# Bounded so a long-running server does not grow without limit; token pairs
-# recur constantly across decoding rounds, so hits are the common case.
-@lru_cache(maxsize=1 << 18)
 def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance with unit insert / delete / substitute costs (memoised)."""
-    return _levenshtein(a, b)
-
-
-# Second-level cache for the DTW hot loop: one dict per draft token string,
-# mapping target token string -> distance.  A plain dict hit via a bound
-# __getitem__ is ~3x cheaper than an lru_cache call (measured: 8 us vs 20 us for
-# a 16x16 matrix), which is what brings a warm 16x16 alignment under 50 us.
-class _DistRow(dict):
-    __slots__ = ("a",)
-
-    def __init__(self, a: str) -> None:
-        super().__init__()
-        self.a = a
-
-    def __missing__(self, b: str) -> int:
-        global _row_cells
-        _row_cells += 1
-        d = self[b] = _levenshtein(self.a, b)
-        return d
-
-
-_ROW_CACHE_CELLS = 1 << 18  # drop everything past this; cheaper than LRU bookkeeping
-_row_cache: dict[str, _DistRow] = {}
-_row_cells = 0
-
-
-def _dist_row(a: str) -> _DistRow:
-    row = _row_cache.get(a)
-    if row is None:
-        global _row_cells
-        if _row_cells > _ROW_CACHE_CELLS:
-            _row_cache.clear()
-            _row_cells = 0
-        row = _row_cache[a] = _DistRow(a)
-    return row
-
-
-def clear_distance_cache() -> None:
-    """Forget all memoised token distances (for cold-cache benchmarks and tests)."""
-    global _row_cells
-    _row_cache.clear()
-    _row_cells = 0
-    edit_distance.cache_clear()
+    """Levenshtein distance with unit insert / delete / substitute costs."""
+    return Levenshtein.distance(a, b)
 
 
 def dtw_align(
@@ -154,43 +64,22 @@ def dtw_align(
         return []
     if band is not None and band < 0:
         raise ValueError(f"band must be >= 0 or None, got {band}")
-    w = m + k if band is None else max(band, abs(k - m))
-    dist_row = _dist_row
-    big = _BIG
+    w = max(k, m) if band is None else max(band, abs(k - m))
 
-    # rows[i][j] = C(i, j); cells outside the band stay _BIG.
-    prev = [big] * (m + 1)
-    prev[0] = 0
-    rows = [prev]
+    # cost[i][j] = C(i, j), 1-based in both sequences; cells outside the band stay inf.
+    cost = [[math.inf] * (m + 1) for _ in range(k + 1)]
+    cost[0][0] = 0
     for i in range(1, k + 1):
-        lo = i - w if i > w else 1
-        hi = i + w if i + w < m else m
-        # One row of local costs; map() over the row dict's C-level
-        # __getitem__ avoids a Python frame per (cached) cell.
-        dist = map(dist_row(draft[i - 1]).__getitem__, target[lo - 1 : hi])
-        cur = [big] * lo  # column 0 and cells left of the band
-        left = big
-        append = cur.append
-        # zip walks C(i-1, j-1) and C(i-1, j) without per-cell indexing.
-        for d, diag, up in zip(dist, prev[lo - 1 : hi], prev[lo : hi + 1]):
-            if up < diag:
-                diag = up
-            if left < diag:
-                diag = left
-            left = diag + d
-            append(left)
-        if hi < m:
-            cur.extend(repeat(big, m - hi))
-        rows.append(cur)
-        prev = cur
+        for j in range(max(1, i - w), min(m, i + w) + 1):
+            best = min(cost[i - 1][j - 1], cost[i - 1][j], cost[i][j - 1])
+            cost[i][j] = edit_distance(draft[i - 1], target[j - 1]) + best
 
     i, j = k, m
     path = [(k - 1, m - 1)]
     while i > 1 or j > 1:
-        row_up = rows[i - 1]
-        diag = row_up[j - 1]
-        up = row_up[j]
-        left = rows[i][j - 1]
+        diag = cost[i - 1][j - 1]
+        up = cost[i - 1][j]
+        left = cost[i][j - 1]
         if diag <= up and diag <= left:
             i -= 1
             j -= 1
