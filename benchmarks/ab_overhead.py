@@ -1,13 +1,14 @@
 """Per-round overhead of a method at two commits, interleaved question by question.
 
     python benchmarks/ab_overhead.py --base HEAD~1 [--method slem] [--repeats 2] [--temperature 1]
-                                     [--questions 13]
+                                     [--questions 13] [--target-backend hf] [--draft-length auto]
 
 Machine speed drifts by 20% and more between runs here, so two `anyspec bench` runs a few
 minutes apart cannot tell a 0.1 ms change in overhead. This checks the base commit out into a
 temporary worktree and runs one worker process per side (the working tree and the base), each
-with the llama.cpp pair loaded once. The workers take turns on the same Spec-Bench questions
-(one per category, 64 tokens, k = 4, greedy unless --temperature says otherwise, with the
+with the models loaded once (the draft on llama.cpp, the target on --target-backend). The
+workers take turns on the same Spec-Bench questions (one per category, 64 tokens, k = 4 unless
+--draft-length says otherwise, greedy unless --temperature says otherwise, with the
 question's index as the seed), the order alternating, so drift hits both alike. Prints each
 side's median and mean overhead per round, its draft passes' time per round, its speed after
 prefill, and whether their outputs agree (sampled outputs can differ where the two sides
@@ -35,29 +36,40 @@ import json, sys
 from anyspec.bench.data import read_questions, select_questions
 from anyspec.engine import SpeculativeGenerator
 from anyspec.models.registry import load_model
-from anyspec.proposers import make_proposer
 from anyspec.sampling import SamplingParams
-target = load_model("gemma-3-270m", "llamacpp")
+method, temperature, backend, k = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
+k = int(k) if k.isdigit() else k
+target = load_model("gemma-3-270m", backend)
 draft = load_model("smollm2-135m-instruct", "llamacpp", draft=True)
-gen = SpeculativeGenerator(target, make_proposer(sys.argv[1], target, draft), 4)
+try:
+    from anyspec.config import GeneratorConfig
+    gen = GeneratorConfig(method=method, draft_length=k).build(target, draft)
+except ImportError:  # a base commit from before GeneratorConfig
+    from anyspec.control import draft_stop_below
+    from anyspec.proposers import make_proposer, resolve_method
+    method = resolve_method(method, target, draft)
+    stop = draft_stop_below(None, k, method)
+    gen = SpeculativeGenerator(target, make_proposer(method, target, draft, stop), k)
 questions = select_questions(read_questions(), per_category=1)
 print(len(questions), flush=True)
 for line in sys.stdin:
     q = questions[int(line)]
     target.reset()
     draft.reset()
-    sampling = SamplingParams(temperature=float(sys.argv[2]), seed=int(line))
+    sampling = SamplingParams(temperature=temperature, seed=int(line))
     result = gen.generate(target.tokenizer.encode(q.turns[0]), 64, sampling)
     s = result.stats
     print(json.dumps({"overhead_ms": s.overhead_ms, "text": result.text, "rounds": s.rounds,
                       "draft_s": s.draft_seconds, "new_tokens": s.new_tokens,
-                      "decode_s": s.total_seconds - s.prefill_seconds}), flush=True)
+                      "decode_s": s.total_seconds - s.prefill_seconds,
+                      "total_s": s.total_seconds}), flush=True)
 """
 
 
-def start_worker(src: Path, method: str, temperature: float) -> subprocess.Popen:
+def start_worker(src: Path, args) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(src))  # ahead of the editable install
-    return subprocess.Popen([sys.executable, "-c", WORKER, method, str(temperature)], env=env,
+    argv = [args.method, str(args.temperature), args.target_backend, str(args.draft_length)]
+    return subprocess.Popen([sys.executable, "-c", WORKER, *argv], env=env,
                             text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # stderr shows
 
 
@@ -67,6 +79,9 @@ def main() -> None:
     ap.add_argument("--method", default="tokentiming")
     ap.add_argument("--repeats", type=int, default=2, help="passes over the questions")
     ap.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
+    ap.add_argument("--target-backend", default="llamacpp", choices=["llamacpp", "hf"],
+                    help="the target's backend (the draft runs on llama.cpp)")
+    ap.add_argument("--draft-length", default="4", help="k, or auto or adaptive (default 4)")
     ap.add_argument("--questions", type=int, default=13,
                     help="the first N of the questions (one per category, 13 in all)")
     args = ap.parse_args()
@@ -82,11 +97,11 @@ def main() -> None:
                         str(base_tree), args.base], check=True)
         workers: dict[str, subprocess.Popen] = {}
         try:
-            workers = {"base": start_worker(base_tree / "src", args.method, args.temperature),
-                       "working tree": start_worker(REPO / "src", args.method, args.temperature)}
+            workers = {"base": start_worker(base_tree / "src", args),
+                       "working tree": start_worker(REPO / "src", args)}
             n = min({int(w.stdout.readline()) for w in workers.values()}.pop(), args.questions)
             overhead = {side: [] for side in workers}
-            totals = {side: dict(rounds=0, draft_s=0.0, new_tokens=0, decode_s=0.0)
+            totals = {side: dict(rounds=0, draft_s=0.0, new_tokens=0, decode_s=0.0, total_s=0.0)
                       for side in workers}
             agree = True
             for rep in range(args.repeats):
@@ -112,14 +127,17 @@ def main() -> None:
                     w.wait()
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
                             str(base_tree)], check=False)
-    print(f"{args.method}, temperature {args.temperature:g}, {args.repeats} x {n} questions, "
-          "overhead per round (ms):")
+    print(f"{args.method}, {args.target_backend} target, k {args.draft_length}, temperature "
+          f"{args.temperature:g}, {args.repeats} x {n} questions, overhead per round (ms):")
+    speeds = {}
     for side, values in overhead.items():
         t = totals[side]
-        draft_ms, speed = 1e3 * t["draft_s"] / t["rounds"], t["new_tokens"] / t["decode_s"]
+        draft_ms, speed = 1e3 * t["draft_s"] / max(t["rounds"], 1), t["new_tokens"] / t["decode_s"]
+        speeds[side] = t["new_tokens"] / t["total_s"]
         print(f"  {side:13s} {len(values)} rounds, median {statistics.median(values):.2f}, "
               f"mean {statistics.mean(values):.2f}; draft passes {draft_ms:.1f} ms per round; "
-              f"{speed:.1f} tok/s after prefill")
+              f"{speed:.1f} tok/s after prefill, {speeds[side]:.1f} end to end")
+    print(f"end to end, working tree / base: {speeds['working tree'] / speeds['base']:.3f}")
     print("outputs agree" if agree else "OUTPUTS DIFFER")
 
 

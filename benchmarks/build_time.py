@@ -2,7 +2,7 @@
 
     python benchmarks/build_time.py [--repeats 5]
 
-Loads the embedded pair on llama.cpp and times make_proposer for each cross-vocabulary
+Loads the embedded pair on llama.cpp and times GeneratorConfig.proposer for each cross-vocabulary
 method: the first build (vocabulary-wide tables are made) and the median of the later ones
 (the tables are shared per tokenizer, or per pair of tokenizers).
 """
@@ -15,7 +15,7 @@ import time
 
 from anyspec.cli import configure_process
 from anyspec.models.registry import load_model
-from anyspec.proposers import CROSS_VOCABULARY, make_proposer
+from anyspec.config import CROSS_VOCABULARY, GeneratorConfig
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
         ms = []
         for _ in range(1 + args.repeats):
             began = time.perf_counter()
-            make_proposer(method, target, draft)
+            GeneratorConfig(method=method).proposer(target, draft)
             ms.append(1e3 * (time.perf_counter() - began))
         print(f"| {method} | {ms[0]:.1f} | {statistics.median(ms[1:]):.1f} |")
 

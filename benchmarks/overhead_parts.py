@@ -22,7 +22,7 @@ import anyspec.proposers.retokenize as retokenize
 from anyspec.bench.data import read_questions, select_questions
 from anyspec.cli import configure_process
 from anyspec.models.registry import load_model
-from anyspec.proposers import make_proposer
+from anyspec.config import GeneratorConfig
 from anyspec.sampling import SamplingParams
 
 spent = collections.Counter()  # part -> seconds, forward passes excluded
@@ -64,10 +64,8 @@ def main() -> None:
     draft = load_model("smollm2-135m-instruct", "llamacpp", draft=True)
     for model in (target, draft):
         count_forward(model)
-        # greedy_logits: the target's at T=0; next_logits: a draft's steps after its first
-        for name in ("logits", "greedy_logits", "next_logits"):
-            setattr(model, name, timed(f"{'target' if model is target else 'draft'}.logits "
-                                       "bookkeeping", getattr(model, name)))
+        model.logits = timed(f"{'target' if model is target else 'draft'}.logits bookkeeping",
+                             model.logits)
     engine.verify_chain = timed("verify_chain", engine.verify_chain)
     engine.TextTracker.update = timed("TextTracker.update", engine.TextTracker.update)
     retokenize.DraftSide.sync = timed("DraftSide.sync", retokenize.DraftSide.sync)
@@ -78,7 +76,7 @@ def main() -> None:
     for module in (retokenize, draft_chain_module):
         module.draft_chain = timed("draft_chain (less logits)", draft_chain_module.draft_chain)
 
-    proposer = make_proposer(args.method, target, draft)
+    proposer = GeneratorConfig(method=args.method, draft_length=4).proposer(target, draft)
     proposer.propose = timed("propose (all)", proposer.propose)
     gen = engine.SpeculativeGenerator(target, proposer, 4)
     questions = select_questions(read_questions(), per_category=1)[:args.questions]

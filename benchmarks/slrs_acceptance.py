@@ -23,7 +23,7 @@ import numpy as np
 from anyspec.bench.data import read_questions, select_questions
 from anyspec.engine import SpeculativeGenerator
 from anyspec.models.registry import load_model
-from anyspec.proposers import make_proposer
+from anyspec.config import GeneratorConfig
 from anyspec.proposers.string_rejection import StringRejectionProposer
 from anyspec.sampling import SamplingParams, target_probs
 
@@ -31,9 +31,9 @@ from anyspec.sampling import SamplingParams, target_probs
 def acceptance(proposal, q: np.ndarray) -> float:
     if not proposal.tokens:
         return 0.0
-    if proposal.draft_probs is None:  # a point mass on the proposed token
+    if proposal.laws is None:  # a point mass on the proposed token
         return float(q[proposal.tokens[0]])
-    p = np.asarray(proposal.draft_probs[0], dtype=np.float64)
+    p = np.asarray(proposal.laws[0].dense(), dtype=np.float64)
     return float(np.minimum(q, p).sum())
 
 
@@ -65,8 +65,8 @@ def main() -> None:
     rows = [0]
     count_rows(draft, rows)
     proposers = {
-        "slem (point mass)": make_proposer("slem", target, draft),
-        "tli": make_proposer("tli", target, draft),
+        "slem (point mass)": GeneratorConfig(method="slem").proposer(target, draft),
+        "tli": GeneratorConfig(method="tli").proposer(target, draft),
         "slrs, no branches": StringRejectionProposer(draft, target, branches=0),
         "slrs, 1 branch": StringRejectionProposer(draft, target, branches=1),
         "slrs, 2 branches, no floor": StringRejectionProposer(draft, target, branch_floor=0.0),

@@ -20,7 +20,7 @@ from anyspec.bench.data import read_questions, select_questions
 from anyspec.cli import configure_process
 from anyspec.engine import SpeculativeGenerator
 from anyspec.models.registry import load_model
-from anyspec.proposers import make_proposer
+from anyspec.config import GeneratorConfig
 from anyspec.proposers.tree import DraftProbability
 from anyspec.sampling import SamplingParams
 
@@ -51,7 +51,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for size in args.sizes.split(","):
         tree = None if size == "chain" else size
-        proposer = make_proposer(args.method, target, draft, tree_budget=tree)
+        proposer = GeneratorConfig(method=args.method, tree=tree).proposer(target, draft)
         if tree is not None and args.values == "draft":
             proposer.tree.acceptance = DraftProbability()
         gen = SpeculativeGenerator(target, proposer, args.depth)

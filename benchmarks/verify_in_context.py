@@ -21,7 +21,7 @@ from anyspec.bench.data import read_questions, select_questions
 from anyspec.cli import configure_process
 from anyspec.engine import SpeculativeGenerator
 from anyspec.models.registry import load_model
-from anyspec.proposers import make_proposer
+from anyspec.config import GeneratorConfig
 
 
 def main() -> None:
@@ -38,15 +38,14 @@ def main() -> None:
     passes = collections.defaultdict(list)
     forward = target._forward
 
-    def timed_forward(ids, start, n_logits, *best):  # best: llama.cpp's greedy argmaxes
+    def timed_forward(ids, start, n_logits):
         began = time.perf_counter()
-        out = forward(ids, start, n_logits, *best)
-        argmaxes = target._argmax_seconds if best else 0.0  # verification's, not the pass's
-        passes[len(ids)].append(time.perf_counter() - began - argmaxes)
+        out = forward(ids, start, n_logits)
+        passes[len(ids)].append(time.perf_counter() - began)
         return out
 
     target._forward = timed_forward
-    gen = SpeculativeGenerator(target, make_proposer(args.method, target, draft), 4)
+    gen = GeneratorConfig(method=args.method, draft_length=4).build(target, draft)
     questions = select_questions(read_questions(), per_category=1)[:args.questions]
     seconds = draft_seconds = 0.0
     for q in questions:

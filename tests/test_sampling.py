@@ -4,7 +4,7 @@ import pytest
 from anyspec.errors import AnyspecError
 from scipy.stats import chisquare
 
-from anyspec.sampling import SamplingParams, largest, sample, target_probs
+from anyspec.sampling import SamplingParams, sample, target_probs
 
 
 def test_bad_parameters_are_rejected_with_a_message():
@@ -29,22 +29,6 @@ def test_top_k_and_top_p_keep_the_right_tokens():
     assert np.allclose(q, [4 / 7, 3 / 7, 0, 0])
     q = target_probs(logits, SamplingParams(temperature=1.0, top_p=0.75))
     assert np.allclose(q, [4 / 9, 3 / 9, 2 / 9, 0])
-
-
-@pytest.mark.parametrize("size, n", [(49152, 16), (262144, 50), (262144, 2048), (5000, 16),
-                                     (10, 20), (70000, 1), (100, 0)])
-def test_largest_finds_the_n_largest(size, n):
-    """Peaked probabilities, logits, and rows where most entries are equal (zeros, -inf: the
-    sampled cut lets everything through, so the whole row is partitioned)."""
-    rng = np.random.default_rng(size + n)
-    peaked = np.exp(6 * rng.standard_normal(size)).astype(np.float32)
-    logits = (3 * rng.standard_normal(size)).astype(np.float32)
-    sparse = np.where(rng.random(size) < 0.01, rng.random(size), 0.0)
-    masked = np.where(rng.random(size) < 0.5, logits, -np.inf).astype(np.float32)
-    for values in (peaked, logits, sparse, masked, np.ones(size)):
-        got = largest(values, n)
-        assert len(set(got.tolist())) == len(got) == min(n, size)
-        assert np.array_equal(np.sort(values[got]), np.sort(values)[size - len(got):])
 
 
 def test_top_p_on_a_large_vocabulary_matches_full_sort():

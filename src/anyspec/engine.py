@@ -1,9 +1,9 @@
 """The one decoding loop every method runs.
 
     committed = prompt ids (target tokenizer)
-    loop: proposal = proposer.propose(committed, k)      # target ids (+ their draft probs)
+    loop: proposal = proposer.propose(committed, k)      # target ids (+ their draft laws)
           logits   = target.logits(committed + proposal, k + 1)   # one target pass
-          n, next  = verify_chain(proposal, logits)      # lossless rule, verify/chain.py
+          n, next  = verify_chain(proposal, logits)      # the lossless rule, verify/chain.py
           committed += proposal[:n] + [next]
 
 A proposal may be a tree (token i hangs from parents[i]); then the pass is
@@ -27,8 +27,9 @@ from .errors import AnyspecError, ContextOverflowError
 from .models.base import LanguageModel
 from .proposers import NoProposer, Proposer
 from .sampling import SamplingParams, target_probs
+from .trees import depths
 from .verify.chain import verify_chain
-from .verify.tree import depths, verify_tree
+from .verify.tree import verify_tree
 from .vocab import incomplete_utf8_tail, leading_tokens
 
 
@@ -48,6 +49,8 @@ class GenerationStats:
     overhead_seconds: float = 0.0  # everything else in rounds: proposing, verifying, text
     total_seconds: float = 0.0  # prefill + rounds
     overhead_ms: list[float] = field(default_factory=list)  # [i]: round i's overhead
+    draft_lengths: list[int] = field(default_factory=list)  # [i]: tokens round i verified
+    accept_lengths: list[int] = field(default_factory=list)  # [i]: tokens round i committed
 
     @property
     def mat(self) -> float:
@@ -119,11 +122,15 @@ class SpeculativeGenerator:
         self.proposer = proposer or NoProposer()
         self.draft_length = draft_length
         self._learning_controller = None  # auto's, kept from one prompt to the next
-        target.tokenizer.bytes_table()  # built now (0.35 s for 262k tokens), not in a round
+        target.tokenizer.bytes_table()  # built now, not in the first round
 
     @property
     def method(self) -> str:
         return self.proposer.name
+
+    @property
+    def draft(self) -> LanguageModel | None:
+        return self.proposer.draft
 
     def generate(self, prompt: str | Sequence[int], max_new_tokens: int = 128,
                  sampling: SamplingParams = SamplingParams(), stop: Sequence[str] = (),
@@ -161,14 +168,14 @@ class SpeculativeGenerator:
             raise ContextOverflowError(
                 f"the prompt is {len(ids)} tokens but {self.target.name} has a context of "
                 f"{self.target.n_ctx}, which leaves no room to generate; shorten the prompt or "
-                "raise the context size (--n-ctx)"
+                "raise the context size (n_ctx)"
             )
         return ids
 
     def _run(self, prompt_ids: list[int], max_new_tokens: int, sampling: SamplingParams,
              stop: list[str]) -> Iterator[str | Generation]:
         target, proposer = self.target, self.proposer
-        draft = getattr(proposer, "draft", None)
+        draft = proposer.draft
         controller = self._controller(draft)
         rng = np.random.default_rng(sampling.seed)
         stats = GenerationStats(method=proposer.name)
@@ -208,26 +215,19 @@ class SpeculativeGenerator:
                     raise AnyspecError(f"{proposer.name} drafted a tree {max(depth)} deep "
                                        f"where {room - 1} was the most asked for")
                 logits = target.tree_logits(committed, proposal.tokens, proposal.parents)
-                path, next_token = verify_tree(proposal.tokens, proposal.parents,
-                                               proposal.draft_probs, logits, sampling, rng,
-                                               q_of)
+                path, next_token = verify_tree(proposal.tokens, proposal.parents, proposal.laws,
+                                               logits, sampling, rng, q_of)
                 n_ok, n_deep = len(path), max(depth)
                 new = [proposal.tokens[i] for i in path] + [next_token]
             else:
-                if n_draft > room - 1:  # re-tokenized text can be more target tokens than k
-                    proposal.tokens = proposal.tokens[:room - 1]
-                    if proposal.draft_probs is not None:
-                        proposal.draft_probs = proposal.draft_probs[:room - 1]
-                    n_draft = room - 1
-                ids, n_rows = committed + proposal.tokens, n_draft + 1
-                if sampling.greedy:  # each row's argmax taken while the row is in cache
-                    logits, best = target.greedy_logits(ids, n_last=n_rows)
-                else:
-                    logits, best = target.logits(ids, n_last=n_rows), None
-                n_ok, next_token = verify_chain(proposal.tokens, proposal.draft_probs, logits,
-                                                sampling, rng, q_of, best)
+                # re-tokenized text can be more target tokens than k: verify what fits
+                tokens = proposal.tokens[:room - 1]
+                laws = None if proposal.laws is None else proposal.laws[:room - 1]
+                n_draft = len(tokens)
+                logits = target.logits(committed + tokens, n_last=n_draft + 1)
+                n_ok, next_token = verify_chain(tokens, laws, logits, sampling, rng, q_of)
                 n_deep = n_draft
-                new = proposal.tokens[:n_ok] + [next_token]
+                new = tokens[:n_ok] + [next_token]
             draft_s = (draft.counter.seconds - draft_before) if draft else 0.0
             target_s = target.counter.seconds - target_before
             controller.observe(n_deep, n_ok, draft_s,
@@ -270,6 +270,8 @@ def _count_round(stats: GenerationStats, n_draft: int, n_deep: int, n_ok: int,
     """n_draft: tokens drafted; n_deep: positions they reach (a tree's depth; a chain's length)."""
     stats.rounds += 1
     stats.round_tokens += n_new
+    stats.draft_lengths.append(n_draft)
+    stats.accept_lengths.append(n_new)
     stats.drafted += n_draft
     stats.accepted += n_ok
     for per_position, n in ((stats.drafted_at, n_deep), (stats.accepted_at, n_ok)):

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import AnyspecError
-from .fast_exp import exp_sum
 
-# top-p looks at this many of the largest logits first; a full sort of a 262k vocabulary
-# costs ~20 ms, a partition ~1 ms. Falls back to the full sort when the head is not enough.
+# top-p sorts this many of the largest probabilities first rather than the whole vocabulary,
+# and everything only when they hold less than top_p
 _TOP_P_HEAD = 2048
 
 
@@ -48,13 +47,8 @@ def target_probs(logits: np.ndarray, params: SamplingParams,
     """The processed distribution q over the vocabulary (float32, sums to 1).
 
     in_place: q may be computed in `logits` itself (when float32 and writable), for a caller
-    that reads the row only once: a copy of a Gemma row (1 MB, fresh pages) costs more than
-    the exp pass after a forward pass.
-
-    float32 with in-place passes: over a 262k vocabulary each pass over the row costs more
-    than anything else in a sampled round, and float32's rounding of q and ggml's exp (within
-    5e-6 relative, fast_exp.py) are far below what any number of samples could detect. Every
-    method and the plain baseline sample from this same q. The sum is accumulated in float64.
+    that reads the row only once. Every method and the plain baseline sample from this same
+    q; its sum is accumulated in float64.
     """
     if params.greedy:
         q = np.zeros(logits.shape[-1], dtype=np.float32)
@@ -67,9 +61,11 @@ def target_probs(logits: np.ndarray, params: SamplingParams,
     if params.temperature != 1:
         z *= np.float32(1.0 / params.temperature)
     if 0 < params.top_k < z.shape[0]:
-        kth = z[largest(z, params.top_k)].min()
+        kth = np.partition(z, -params.top_k)[-params.top_k]
         z[z < kth] = -np.inf
-    z *= np.float32(1.0 / exp_sum(z, float(z.max())))
+    z -= z.max()
+    np.exp(z, out=z)
+    z *= np.float32(1.0 / z.sum(dtype=np.float64))
     if params.top_p < 1.0:
         z = _apply_top_p(z, params.top_p)
     return z
@@ -78,7 +74,7 @@ def target_probs(logits: np.ndarray, params: SamplingParams,
 def _apply_top_p(q: np.ndarray, top_p: float) -> np.ndarray:
     """Keep the smallest set of most likely tokens whose mass reaches top_p (nucleus)."""
     head = min(_TOP_P_HEAD, q.shape[0])
-    idx = largest(q, head)
+    idx = np.argpartition(q, -head)[-head:]
     if q[idx].sum() < top_p:  # the nucleus is wider than the head: sort everything
         idx = np.arange(q.shape[0])
     order = idx[np.argsort(-q[idx], kind="stable")]
@@ -90,38 +86,13 @@ def _apply_top_p(q: np.ndarray, top_p: float) -> np.ndarray:
     return out / out.sum(dtype=np.float64)
 
 
-def largest(values: np.ndarray, n: int) -> np.ndarray:
-    """The indices of the n largest values, in no particular order (ties at the n-th broken
-    either way, as by argpartition).
-
-    One argpartition costs ~0.45 ms over the draft's 49k entries here and ~2 ms over Gemma's
-    262k. The n-th largest of every `stride`-th entry is a cut that at least n entries reach
-    (those n themselves), and on logits or probabilities about n * stride do: one comparison
-    pass and a small partition, ~10x faster for a few dozen. Where the cut lets too many
-    through (many equal values), the whole row is partitioned."""
-    size = len(values)
-    n = min(n, size)
-    if n <= 0:
-        return np.zeros(0, dtype=np.intp)
-    stride = min(64, size // (4 * n))
-    if stride >= 8:
-        every = values[::stride]
-        cut = np.partition(every, len(every) - n)[len(every) - n]
-        near = np.flatnonzero(values >= cut)
-        if len(near) <= 4 * n * stride:
-            return near[np.argpartition(values[near], len(near) - n)[len(near) - n:]]
-    return np.argpartition(values, size - n)[size - n:]
-
-
 def sample(probs: np.ndarray, rng: np.random.Generator, block: int = 1024) -> int:
     """One draw from a (possibly unnormalised) non-negative vector.
 
     Two steps, each an inverse-CDF draw: a block of `block` entries with probability its
-    share of the total, then an entry within it. A 262k vocabulary then needs one pass (the
-    block sums) and a 1024-entry cumulative sum, not a cumulative sum over everything. The
-    block sums are taken in the vector's own precision (float32 for q: pairwise, within
-    ~1e-7 of exact, below the precision q itself is computed to), twice as fast as in
-    float64 over a 262k row; the cumulative sums are float64.
+    share of the total, then an entry within it, so a large vocabulary needs its block sums
+    and one short cumulative sum rather than a cumulative sum over everything. The cumulative
+    sums are float64.
     """
     n = probs.shape[0]
     if n <= block:

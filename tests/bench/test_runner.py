@@ -175,14 +175,14 @@ def test_chat_template_is_rendered_without_bos():
 def test_engine_method_records_rounds_and_times_out():
     """On the enumerable toy models: per-round lists agree with the engine's totals, sd's
     greedy output equals ar's, and a sample past its time limit raises SampleTimeout."""
-    from anyspec.proposers import make_proposer
+    from anyspec.config import GeneratorConfig
     from anyspec.sampling import SamplingParams
     from synthetic import ToyModel, ToyTokenizer
 
     tok = ToyTokenizer(list("abcdefgh "))
     target, draft = ToyModel(tok, seed=1, sharpness=3.0), ToyModel(tok, seed=1, sharpness=2.5)
-    ar = runner.engine_method("ar", target, None, make_proposer("ar", target), 3)
-    sd = runner.engine_method("sd", target, draft, make_proposer("sd", target, draft), 3)
+    ar = runner.engine_method("ar", GeneratorConfig(method="ar", draft_length=3).build(target))
+    sd = runner.engine_method("sd", GeneratorConfig(method="sd", draft_length=3).build(target, draft))
     ids = tok.encode("abc ")
     want = ar.run(ids, 24, SamplingParams(), None)
     got = sd.run(ids, 24, SamplingParams(), None)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from anyspec.engine import SpeculativeGenerator
-from anyspec.proposers import make_proposer
+from anyspec.config import GeneratorConfig
 from anyspec.sampling import SamplingParams
 from laws import exact_sequence_law, law_pvalue
 from synthetic import ToyModel, ToyTokenizer
@@ -26,7 +26,7 @@ DRAFT_PIECES = ["a", "b", "c", "bc", "abc", " a", " "]
 def test_cross_vocabulary_keeps_the_target_law(method, tree, sampled):
     target = ToyModel(ToyTokenizer(TARGET_PIECES), seed=11, sharpness=1.5)
     draft = ToyModel(ToyTokenizer(DRAFT_PIECES), seed=12, sharpness=1.5)
-    proposer = make_proposer(method, target, draft, tree_budget=tree, sampled_drafting=sampled)
+    proposer = GeneratorConfig(method=method, tree=tree, sampled_drafting=sampled).proposer(target, draft)
     gen = SpeculativeGenerator(target, proposer, 3)
     params = SamplingParams(1.0)
     prompt = [0, 5]
@@ -49,7 +49,7 @@ def test_cross_vocabulary_greedy_equals_target_alone(method, tree):
     target = ToyModel(ToyTokenizer(TARGET_PIECES), seed=21, n_ctx=300)
     draft = ToyModel(ToyTokenizer(DRAFT_PIECES), seed=21, n_ctx=300)
     ar = SpeculativeGenerator(ToyModel(ToyTokenizer(TARGET_PIECES), seed=21, n_ctx=300))
-    proposer = make_proposer(method, target, draft, tree_budget=tree)
+    proposer = GeneratorConfig(method=method, tree=tree).proposer(target, draft)
     gen = SpeculativeGenerator(target, proposer, "auto" if tree is None else 4)
     for prompt in ([0], [3, 5, 1], [4, 4]):
         assert gen.generate(prompt, 60).token_ids == ar.generate(prompt, 60).token_ids
@@ -62,18 +62,19 @@ def test_tli_reads_the_draft_law_where_it_lies():
 
     target = ToyModel(ToyTokenizer(TARGET_PIECES), seed=11)
     draft = ToyModel(ToyTokenizer(DRAFT_PIECES), seed=12)
-    proposer = make_proposer("tli", target, draft)
+    proposer = GeneratorConfig(method="tli").proposer(target, draft)
     rng = np.random.default_rng(3)
     p = rng.random(len(DRAFT_PIECES)).astype(np.float32)
     p[proposer.banned] = 0.0
     p /= p.sum()
-    row = np.zeros(len(TARGET_PIECES), dtype=np.float32)  # the row tli used to build
+    row = np.zeros(len(TARGET_PIECES), dtype=np.float32)  # p' moved onto the target's ids
     row[proposer.shared_target] = p[proposer.allowed]
-    law = SharedLaw(p, proposer)
-    np.testing.assert_array_equal(np.asarray(law), row)
-    assert [law[t] for t in range(len(TARGET_PIECES))] == [float(x) for x in row]
+    law = proposer._law(p)
+    assert isinstance(law, SharedLaw)
+    np.testing.assert_array_equal(law.dense(), row)
+    assert [law.prob(t) for t in range(len(TARGET_PIECES))] == [float(x) for x in row]
     q = rng.random(len(TARGET_PIECES)).astype(np.float32)
     q /= q.sum()
-    residual = law.residual_of(q)
+    residual = law.residual(q)
     assert residual.dtype == np.float32
     np.testing.assert_array_equal(residual, np.maximum(q - row, 0.0))

@@ -12,9 +12,11 @@ import pytest
 
 from anyspec.control import draft_stop_below
 from anyspec.engine import SpeculativeGenerator
-from anyspec.proposers import make_proposer
+from anyspec.config import GeneratorConfig
+from anyspec.proposers import Proposal
 from anyspec.proposers.draft_chain import draft_chain
 from anyspec.sampling import SamplingParams
+from anyspec.verify import DenseLaw
 from anyspec.verify.chain import verify_chain
 from laws import exact_sequence_law, law_pvalue
 from synthetic import ToyModel, ToyTokenizer
@@ -32,11 +34,8 @@ def default_generator(method: str, draft_length: str) -> SpeculativeGenerator:
     else:
         target = ToyModel(ToyTokenizer(TARGET_PIECES), seed=11, sharpness=1.5)
         draft = ToyModel(ToyTokenizer(DRAFT_PIECES), seed=12, sharpness=1.5)
-    stop_below = draft_stop_below(None, draft_length, method)
-    assert stop_below == (None if method == "tokentiming" else 0.4)
-    proposer = make_proposer(method, target, draft, stop_below=stop_below,
-                             min_confidence=0.05)
-    return SpeculativeGenerator(target, proposer, draft_length)
+    assert draft_stop_below(None, draft_length, method) == (None if method == "tokentiming" else 0.4)
+    return GeneratorConfig(method=method, draft_length=draft_length).build(target, draft)
 
 
 def three_token_pvalue(gen: SpeculativeGenerator, n_runs: int = 6000) -> tuple[float, int]:
@@ -79,7 +78,7 @@ def test_the_stop_decides_before_drawing():
     for _ in range(20_000):
         run = draft_chain(draft, [0], 2, params, rng, sampled=True, stop_below=0.4)
         logits = target.logits([0] + run.tokens, n_last=len(run.tokens) + 1)
-        n_ok, nxt = verify_chain(run.tokens, run.probs, logits, params, rng)
+        n_ok, nxt = verify_chain(run.tokens, [DenseLaw(p) for p in run.probs], logits, params, rng)
         committed = run.tokens[:n_ok] + [nxt]
         if len(committed) >= 2:
             second[committed[1]] += 1
@@ -100,19 +99,18 @@ class StopOnTheDrawnToken:
 
     def propose(self, committed, k, params, rng):
         proposal = self.inner.propose(committed, k, params, rng)
-        if proposal.draft_probs is not None:
+        if proposal.laws is not None:
             for i in range(1, len(proposal.tokens)):
-                if proposal.draft_probs[i][proposal.tokens[i]] < self.floor:
-                    proposal.tokens = proposal.tokens[:i]
-                    proposal.draft_probs = proposal.draft_probs[:i]
-                    break
+                if proposal.laws[i].prob(proposal.tokens[i]) < self.floor:
+                    return Proposal(proposal.tokens[:i], proposal.laws[:i])
         return proposal
 
 
 @pytest.mark.parametrize("method", ["sd", "tli"])
 def test_a_stop_on_the_drawn_token_is_caught(method):
     gen = default_generator(method, "adaptive")
-    inner = make_proposer(method, gen.target, gen.proposer.draft, stop_below=None)
+    # a fixed draft length: no stop of the proposer's own (control.draft_stop_below)
+    inner = GeneratorConfig(method=method, draft_length=4).proposer(gen.target, gen.draft)
     gen = SpeculativeGenerator(gen.target, StopOnTheDrawnToken(inner, 0.4), "adaptive")
     pvalue, _ = three_token_pvalue(gen)
     assert pvalue < 1e-3

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import chisquare
 
 from anyspec.engine import SpeculativeGenerator
-from anyspec.proposers import make_proposer
+from anyspec.config import GeneratorConfig
 from anyspec.sampling import SamplingParams, target_probs
 from spec_bench import spec_bench_prompts
 
@@ -39,20 +39,20 @@ def _assert_greedy_equal(target, generator):
 
 def test_sd_greedy_equals_target_alone(gemma_hf, gemma_llamacpp):
     """Same-vocabulary pair: Gemma 3 Q4 on llama.cpp drafts for Gemma 3 fp32 on transformers."""
-    proposer = make_proposer("sd", gemma_hf, gemma_llamacpp)
+    proposer = GeneratorConfig(method="sd").proposer(gemma_hf, gemma_llamacpp)
     _assert_greedy_equal(gemma_hf, SpeculativeGenerator(gemma_hf, proposer, "auto"))
 
 
 @pytest.mark.parametrize("method", ["slem", "tokentiming", "tli", "slrs"])
 def test_cross_vocabulary_greedy_equals_target_alone(method, gemma_llamacpp, smollm_llamacpp):
-    proposer = make_proposer(method, gemma_llamacpp, smollm_llamacpp)
+    proposer = GeneratorConfig(method=method).proposer(gemma_llamacpp, smollm_llamacpp)
     _assert_greedy_equal(gemma_llamacpp, SpeculativeGenerator(gemma_llamacpp, proposer, 4))
 
 
 def test_a_draft_reading_only_the_end_of_the_prompt_changes_nothing(gemma_llamacpp,
                                                                      smollm_llamacpp):
     """A 16-token draft window (most prompts cut) changes what is proposed, not the output."""
-    proposer = make_proposer("tokentiming", gemma_llamacpp, smollm_llamacpp, draft_window=16)
+    proposer = GeneratorConfig(method="tokentiming", draft_window=16).proposer(gemma_llamacpp, smollm_llamacpp)
     generator = SpeculativeGenerator(gemma_llamacpp, proposer, 4)
     drafted = 0
     for category, prompt in PROMPTS[:13:3]:
@@ -80,7 +80,7 @@ def test_sampled_first_token_follows_the_target(method, sampled_drafting, gemma_
     q = target_probs(target.logits(target.tokenizer.encode(prompt))[-1], params).astype(np.float64)
     q /= q.sum()  # float32 sums to 1 to 1e-7; the chi-square wants its totals equal to 1e-8
     support = np.flatnonzero(q)
-    proposer = make_proposer(method, target, smollm_llamacpp, sampled_drafting=sampled_drafting)
+    proposer = GeneratorConfig(method=method, sampled_drafting=sampled_drafting).proposer(target, smollm_llamacpp)
     gen = SpeculativeGenerator(target, proposer, 1)
     counts = dict.fromkeys(support.tolist(), 0)
     n, drafted = 1500, 0
@@ -98,7 +98,7 @@ def test_tree_greedy_equals_target_alone(method, tree, gemma_hf, smollm_llamacpp
     """Token trees (one transformers pass each, ancestor-only mask), grown to 10 tokens or
     sized by measured costs, keep greedy output token for token; for slem and tokentiming each
     branch's text is re-tokenized into a tree of proxies."""
-    proposer = make_proposer(method, gemma_hf, smollm_llamacpp, tree_budget=tree)
+    proposer = GeneratorConfig(method=method, tree=tree).proposer(gemma_hf, smollm_llamacpp)
     generator = SpeculativeGenerator(gemma_hf, proposer, 4)
     if tree == 10:
         _assert_greedy_equal(gemma_hf, generator)
@@ -124,7 +124,7 @@ def test_tree_sampled_first_token_follows_the_target(method, gemma_hf, smollm_ll
     q = target_probs(target.logits(target.tokenizer.encode(prompt))[-1], params).astype(np.float64)
     q /= q.sum()
     support = np.flatnonzero(q)
-    proposer = make_proposer(method, target, smollm_llamacpp, tree_budget=6)
+    proposer = GeneratorConfig(method=method, tree=6).proposer(target, smollm_llamacpp)
     gen = SpeculativeGenerator(target, proposer, 2)
     first_rounds = []  # how many first tokens each prompt's first tree offered
     propose = proposer.propose
@@ -153,7 +153,7 @@ def test_prompts_without_text_or_with_stray_bytes(method, gemma_llamacpp, smollm
     the target alone and sampled without error."""
     target = gemma_llamacpp
     stray = target.tokenizer.bytes_table().index(b"\x80")  # a byte-fallback token
-    proposer = make_proposer(method, target, smollm_llamacpp)
+    proposer = GeneratorConfig(method=method).proposer(target, smollm_llamacpp)
     generator = SpeculativeGenerator(target, proposer, 4)
     ar = SpeculativeGenerator(target)
     for prompt in ("", [2], [1, 2, 3], [2, 9259, stray], [stray, stray], [2, stray, 9259]):
@@ -179,7 +179,7 @@ def test_sampled_second_token_follows_the_target_under_default_settings(
     q /= q.sum()
     stop_below = draft_stop_below(None, "adaptive", method)
     assert stop_below is not None
-    proposer = make_proposer(method, target, smollm_llamacpp, stop_below=stop_below)
+    proposer = GeneratorConfig(method=method, draft_stop_below=stop_below).proposer(target, smollm_llamacpp)
     gen = SpeculativeGenerator(target, proposer, "adaptive")
     counts: dict[int, int] = {}
     for seed in range(700):

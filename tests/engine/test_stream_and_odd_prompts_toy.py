@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from anyspec.engine import SpeculativeGenerator
-from anyspec.proposers import make_proposer
+from anyspec.config import GeneratorConfig
 from anyspec.sampling import SamplingParams
 from synthetic import ToyModel, ToyTokenizer
 
@@ -31,7 +31,7 @@ def generator(method: str, draft_length="adaptive") -> SpeculativeGenerator:
         draft = ToyModel(ToyTokenizer(DRAFT_PIECES), seed=21, n_ctx=200)
     if method == "ar":
         return SpeculativeGenerator(target)
-    return SpeculativeGenerator(target, make_proposer(method, target, draft), draft_length)
+    return GeneratorConfig(method=method, draft_length=draft_length).build(target, draft)
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -1,21 +1,20 @@
-"""slrs reads its proposal law at a few hundred target ids instead of building it over Gemma's
-262k: a sampled proposal must be drawn from, and valued by, the full law, on the real
+"""slrs reads its proposal law at a few hundred target ids instead of building it over every
+target id: a sampled proposal must be drawn from, and valued by, the full law, on the real
 vocabularies. Greedy slrs proposes as slem does."""
 
 import numpy as np
 import pytest
 
 from anyspec.engine import SpeculativeGenerator
-from anyspec.proposers import make_proposer
-from anyspec.proposers.string_rejection import DraftDist, SparseLaw, proposal_law
-from anyspec.sampling import largest
+from anyspec.config import GeneratorConfig
+from anyspec.proposers.string_rejection import SparseLaw, proposal_law
 
 pytestmark = pytest.mark.slow  # the real models
 
 
 @pytest.fixture(scope="module")
 def slrs(gemma_llamacpp, smollm_llamacpp):
-    return make_proposer("slrs", gemma_llamacpp, smollm_llamacpp, stop_below=0.1)
+    return GeneratorConfig(method="slrs", draft_stop_below=0.1).proposer(gemma_llamacpp, smollm_llamacpp)
 
 
 def _random_pieces(proposer, rng, sharpness):
@@ -24,7 +23,7 @@ def _random_pieces(proposer, rng, sharpness):
     n = len(proposer.one_piece)
     p1 = np.exp(sharpness * rng.standard_normal(n)).astype(np.float32)
     p1 /= p1.sum()
-    head = largest(p1, 16)
+    head = np.argpartition(p1, -16)[-16:]
     branches = []
     for d1 in head[np.argsort(-p1[head], kind="stable")].tolist():
         d2s, ts = proposer.two_pieces(d1)
@@ -34,32 +33,25 @@ def _random_pieces(proposer, rng, sharpness):
     return p1, head, branches
 
 
-def _as_draft(p1):
-    """p1 as `_draft_p` gives it: unnormalised weights and the scale that normalises them."""
-    return DraftDist(p1 * np.float32(3.0), 1 / 3.0)
-
-
 @pytest.mark.parametrize("sharpness", [0.0, 3.0, 6.0])
 def test_sparse_law_is_the_full_law(slrs, sharpness):
     rng = np.random.default_rng(100 + int(sharpness))
     for _ in range(10):
         p1, head, branches = _random_pieces(slrs, rng, sharpness)
-        draft = _as_draft(p1)
-        law = proposal_law(draft.dense(), branches, slrs._spelling, slrs._spelt, slrs.one_piece,
+        law = proposal_law(p1, branches, slrs._spelling, slrs._spelt, slrs.one_piece,
                            slrs.target_vocab)
-        sparse = SparseLaw(draft, branches, slrs)
+        sparse = SparseLaw(p1, branches, slrs)
         unspelt = np.flatnonzero(slrs._speller < 0)[:5]
         for t in np.concatenate([sparse.changed, slrs.one_piece[head], unspelt,
                                  rng.integers(0, slrs.target_vocab, 20)]).tolist():
             if t >= 0:
-                assert sparse[t] == pytest.approx(float(law[t]), rel=1e-6, abs=1e-12)
-        np.testing.assert_allclose(np.asarray(sparse), law, rtol=1e-6, atol=1e-12)
+                assert sparse.prob(t) == pytest.approx(float(law[t]), rel=1e-6, abs=1e-12)
+        np.testing.assert_allclose(sparse.dense(), law, rtol=1e-6, atol=1e-12)
 
 
 def test_sparse_law_when_most_of_p1_spells_nothing(slrs):
-    """base's total comes from p1's sum less what left it; where most of p1 is on draft ids
-    spelling no target token (say, pieces of a character) it is summed instead, and r stays
-    the full law to float precision."""
+    """Where most of p1 is on draft ids spelling no target token (say, pieces of a character),
+    r stays the full law to float precision."""
     rng = np.random.default_rng(9)
     p1, head, branches = _random_pieces(slrs, rng, 3.0)
     unspelt = np.flatnonzero(slrs.one_piece < 0)
@@ -67,30 +59,28 @@ def test_sparse_law_when_most_of_p1_spells_nothing(slrs):
     p1 /= p1.sum()
     branches = [(d1, d2s, ts, float(p1[d1]) * 0.9 * mass / mass.sum())
                 for d1, d2s, ts, mass in branches]
-    draft = _as_draft(p1)
-    law = proposal_law(draft.dense(), branches, slrs._spelling, slrs._spelt, slrs.one_piece,
+    law = proposal_law(p1, branches, slrs._spelling, slrs._spelt, slrs.one_piece,
                        slrs.target_vocab)
-    sparse = SparseLaw(draft, branches, slrs)
+    sparse = SparseLaw(p1, branches, slrs)
     assert sparse.base_total < 0.05  # most of p1 left base
-    np.testing.assert_allclose(np.asarray(sparse), law, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(sparse.dense(), law, rtol=1e-6, atol=1e-12)
     t = int(np.argmax(law))
-    assert sparse[t] == pytest.approx(float(law[t]), rel=1e-6)
+    assert sparse.prob(t) == pytest.approx(float(law[t]), rel=1e-6)
 
 
 def test_sparse_residual_is_the_full_one(slrs):
-    """The verifier's max(0, q - r) from the law's parts equals the one from the 262k-wide r,
+    """The verifier's max(0, q - r) from the law's parts equals the one from the full r,
     for a q that is above r on some of r's ids and below it on others."""
     rng = np.random.default_rng(11)
     for sharpness in (0.0, 6.0):
         p1, _, branches = _random_pieces(slrs, rng, sharpness)
-        draft = _as_draft(p1)
-        law = proposal_law(draft.dense(), branches, slrs._spelling, slrs._spelt,
+        law = proposal_law(p1, branches, slrs._spelling, slrs._spelt,
                            slrs.one_piece, slrs.target_vocab)
         noise = rng.dirichlet(np.full(slrs.target_vocab, 0.1))
         q = (0.7 * law + 0.3 * noise).astype(np.float32)
         q[rng.integers(0, slrs.target_vocab, 50)] = 0.0
         q /= q.sum(dtype=np.float64)
-        got = SparseLaw(draft, branches, slrs).residual_of(q)
+        got = SparseLaw(p1, branches, slrs).residual(q)
         want = np.maximum(q - law, 0.0)
         assert (got > 0).sum() > 1000 and (q - law < 0).sum() > 1000  # both signs occur
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-7)  # float32 against float64
@@ -104,10 +94,9 @@ def test_sparse_law_draws_from_the_full_law(slrs):
     p1, _, branches = _random_pieces(slrs, rng, 6.0)
     branches = [(d1, d2s, ts, mass / mass.sum() * 0.95 * float(p1[d1]))
                 for d1, d2s, ts, mass in branches]
-    draft = _as_draft(p1)
-    law = proposal_law(draft.dense(), branches, slrs._spelling, slrs._spelt, slrs.one_piece,
+    law = proposal_law(p1, branches, slrs._spelling, slrs._spelt, slrs.one_piece,
                        slrs.target_vocab)
-    sparse = SparseLaw(draft, branches, slrs)
+    sparse = SparseLaw(p1, branches, slrs)
     assert 0.1 < 1 - sparse.base_total / sparse.total < 0.9
     top = np.argsort(-law)[:12]
     expected = np.append(law[top], 1 - law[top].sum())
@@ -122,10 +111,19 @@ def test_sparse_law_draws_from_the_full_law(slrs):
 def test_proposers_share_the_pair_tables(slrs, gemma_llamacpp, smollm_llamacpp):
     """The server makes a proposer per request: the vocabulary-wide tables are built once per
     pair of tokenizers, and what one request found about two-piece tokens serves the next."""
-    again = make_proposer("slrs", gemma_llamacpp, smollm_llamacpp)
+    again = GeneratorConfig(method="slrs").proposer(gemma_llamacpp, smollm_llamacpp)
     assert again.two_pieces is slrs.two_pieces
     assert again.one_piece is slrs.one_piece
     assert not again.one_piece.flags.writeable
+
+
+def test_sparse_law_leaves_the_draft_distribution_alone(slrs):
+    """The law keeps its own arrays: p1 reads the same after it is built."""
+    rng = np.random.default_rng(5)
+    p1, _, branches = _random_pieces(slrs, rng, 3.0)
+    before = p1.copy()
+    SparseLaw(p1, branches, slrs)
+    np.testing.assert_array_equal(p1, before)
 
 
 def test_greedy_slrs_proposes_as_slem(gemma_llamacpp, smollm_llamacpp):
@@ -135,11 +133,11 @@ def test_greedy_slrs_proposes_as_slem(gemma_llamacpp, smollm_llamacpp):
     prompt = gemma_llamacpp.tokenizer.encode("Write a haiku about rivers, then explain it.")
     runs = {}
     for method in ("slem", "slrs"):
-        proposer = make_proposer(method, gemma_llamacpp, smollm_llamacpp)
+        proposer = GeneratorConfig(method=method).proposer(gemma_llamacpp, smollm_llamacpp)
         proposals = []
         propose = proposer.propose
         proposer.propose = lambda *args: proposals.append(propose(*args)) or proposals[-1]
         out = SpeculativeGenerator(gemma_llamacpp, proposer, 4).generate(prompt, 32)
-        runs[method] = (out.token_ids, [(p.tokens, p.draft_probs) for p in proposals])
+        runs[method] = (out.token_ids, [(p.tokens, p.laws) for p in proposals])
     assert runs["slrs"] == runs["slem"]
     assert sum(len(tokens) for tokens, _ in runs["slrs"][1]) > 16  # it did propose

@@ -6,11 +6,11 @@ import pytest
 
 from anyspec.engine import SpeculativeGenerator
 from anyspec.errors import AnyspecError
-from anyspec.proposers import make_proposer
+from anyspec.config import GeneratorConfig
 from anyspec.proposers.draft_chain import DraftChainProposer
 from anyspec.proposers.tree import DraftTree, confirmed_branch, grow_tree
 from anyspec.sampling import SamplingParams
-from anyspec.verify.tree import depths
+from anyspec.trees import depths
 from laws import three_token_law_pvalue
 from synthetic import ToyModel, ToyTokenizer
 
@@ -93,13 +93,13 @@ def test_confirmed_branch_follows_the_committed_text():
 def test_tree_only_for_methods_that_draft_trees():
     tok = ToyTokenizer(PIECES)
     target, draft = ToyModel(tok, seed=1), ToyModel(tok, seed=2)
-    with pytest.raises(AnyspecError, match="--tree works with sd, tli, slem, tokentiming; slrs"):
-        make_proposer("slrs", target, draft, tree_budget=8)
+    with pytest.raises(AnyspecError, match="trees work with sd, tli, slem, tokentiming; slrs"):
+        GeneratorConfig(method="slrs", tree=8).proposer(target, draft)
     for bad in (0, "-3", "wide", 2.5):
-        with pytest.raises(AnyspecError, match="--tree must be auto or a number"):
-            make_proposer("sd", target, draft, tree_budget=bad)
-    assert make_proposer("sd", target, draft, tree_budget="4").tree.budget == 4
-    assert make_proposer("tli", target, draft, tree_budget="auto").tree.by_cost
+        with pytest.raises(AnyspecError, match="tree must be auto or a number"):
+            GeneratorConfig(method="sd", tree=bad).proposer(target, draft)
+    assert GeneratorConfig(method="sd", tree="4").proposer(target, draft).tree.budget == 4
+    assert GeneratorConfig(method="tli", tree="auto").proposer(target, draft).tree.by_cost
 
 
 def test_costs_size_the_tree():

@@ -15,7 +15,7 @@ import torch
 
 from anyspec.errors import AnyspecError
 from anyspec.models.hf import HFModel, _model_dir
-from anyspec.proposers import make_proposer
+from anyspec.config import GeneratorConfig
 
 ATOL = 3e-4  # fp32 on CPU: only the order of sums differs between splits (seen: 1.3e-4)
 PROMPT = ("The quick brown fox jumps over the lazy dog. In 1984, researchers at the "
@@ -194,10 +194,10 @@ def test_a_tree_without_tokens_or_on_llamacpp_is_handled(gemma):
     np.testing.assert_allclose(gemma.tree_logits(ids, [], []), gemma.logits(ids, 1), atol=ATOL)
     llama = load_model("gemma-3-270m", "llamacpp")
     assert gemma.supports_trees and not llama.supports_trees
-    with pytest.raises(AnyspecError, match="--target-backend hf"):
+    with pytest.raises(AnyspecError, match="on the hf backend"):
         llama.tree_logits(ids, [5, 6], [-1, -1])
-    with pytest.raises(AnyspecError, match="--target-backend hf"):  # before any round
-        make_proposer("tli", llama, gemma, tree_budget=8)
+    with pytest.raises(AnyspecError, match="on the hf backend"):  # before any round
+        GeneratorConfig(method="tli", tree=8).proposer(llama, gemma)
 
 
 @pytest.mark.slow
@@ -262,6 +262,6 @@ def test_attention_a_tree_mask_cannot_reproduce_is_refused(smollm, monkeypatch):
     monkeypatch.setattr(config, "sliding_window", 64, raising=False)  # a window, no layer types
     assert not smollm.supports_trees
     with pytest.raises(AnyspecError, match="not one anyspec can mask"):
-        make_proposer("sd", smollm, smollm, tree_budget=4)
+        GeneratorConfig(method="sd", tree=4).proposer(smollm, smollm)
     monkeypatch.setattr(config, "layer_types", ["chunked_attention"] * 30, raising=False)
     assert not smollm.supports_trees

@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import chisquare
 
 from anyspec.sampling import SamplingParams, sample
-from anyspec.verify import accept_or_resample, verify_chain
+from anyspec.verify import DenseLaw, PointMass, accept_or_resample, verify_chain
 
 N = 40_000
 
@@ -19,7 +19,8 @@ def _first_token_counts(q, p, draw_token, rng, point_mass):
     counts = np.zeros(len(q))
     for _ in range(N):
         t = draw_token(rng)
-        out = accept_or_resample(t, q, None if point_mass else p, rng)
+        law = PointMass(t, len(q)) if point_mass else DenseLaw(p)
+        out = accept_or_resample(t, q, law, rng)
         counts[t if out is None else out] += 1
     return counts
 
@@ -64,7 +65,7 @@ def test_chain_two_positions_joint_distribution():
     counts = np.zeros((3, 3))
     for _ in range(30_000):
         d = [sample(p, rng), sample(p, rng)]
-        n, nxt = verify_chain(d, [p, p], logits, params, rng)
+        n, nxt = verify_chain(d, [DenseLaw(p), DenseLaw(p)], logits, params, rng)
         out = (d[:n] + [nxt])
         if len(out) < 2:  # the second token comes from the next round's row, here row 1
             out.append(sample(q_rows[1], rng))

@@ -10,8 +10,8 @@ import pytest
 from scipy.stats import chisquare
 
 from anyspec.sampling import SamplingParams, sample
-from anyspec.verify import main_path_length, verify_tree
-from anyspec.verify.tree import children_of
+from anyspec.verify import DenseLaw, main_path_length, verify_tree
+from anyspec.trees import children_of
 
 V = 4
 Q1 = np.array([0.45, 0.3, 0.15, 0.1])
@@ -63,7 +63,8 @@ def two_token_counts(make_tree, rng, point_mass=False):
     counts = np.zeros((V, V))
     for _ in range(N):
         tokens, parents, probs = make_tree(rng)
-        path, nxt = verify_tree(tokens, parents, None if point_mass else probs,
+        laws = None if point_mass else [DenseLaw(p) for p in probs]
+        path, nxt = verify_tree(tokens, parents, laws,
                                 logits_for(tokens), params, rng)
         out = [tokens[i] for i in path] + [nxt]
         if len(out) < 2:  # the second token would come from the next round's q

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ..errors import AnyspecError
+from ..options import add_sampling_options, generator_config, sampling_params
 
 DEFAULT_ROOT = Path("bench-runs")
 
@@ -17,7 +18,6 @@ def _list(text: str) -> list[str]:
 
 
 def add_bench_parser(sub) -> argparse.ArgumentParser:
-    from ..cli import add_sampling_options  # here, not at import: anyspec.cli imports this module
     from ..models.registry import BACKENDS, DEFAULT_DRAFT, DEFAULT_TARGET
     from .runner import all_method_names
 
@@ -113,9 +113,8 @@ def run_folder(args) -> Path:
 
 
 def cmd_bench(args) -> int:
+    from ..config import METHODS
     from ..control import make_controller
-    from ..proposers import METHODS, check_draft_window, check_tree_budget
-    from ..sampling import SamplingParams
     from .data import read_questions, select_questions
     from .report import compare, write_report
     from .runner import run_bench
@@ -128,12 +127,10 @@ def cmd_bench(args) -> int:
         print(f"wrote {args.report / 'report.md'}")
         return 1 if mismatches else 0
     # check cheap things before minutes of model loading
-    SamplingParams(args.temperature, args.top_k, args.top_p, args.seed)
-    make_controller(args.draft_length)
+    sampling_params(args)
+    generator_config(args, method="auto")  # each method gets the options it takes
     if args.peer_draft_length is not None:
         make_controller(args.peer_draft_length)
-    check_draft_window(args.draft_window)
-    check_tree_budget(args.tree)
     if args.max_new_tokens < 1:
         raise AnyspecError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
     questions = select_questions(read_questions(args.prompts), args.categories,

@@ -25,8 +25,7 @@ from .. import __version__
 from ..engine import SpeculativeGenerator
 from ..errors import AnyspecError, require
 from ..models.registry import load_model
-from ..control import draft_stop_below
-from ..proposers import METHODS, TREE_METHODS, make_proposer
+from ..config import METHODS, GeneratorConfig
 from ..sampling import SamplingParams
 from .data import Question, conversation_prompt, encode_prompt
 from .metrics import repetition_rate
@@ -72,41 +71,8 @@ def with_baselines(names: list[str]) -> list[str]:
     return list(dict.fromkeys(out + names))
 
 
-class RoundRecorder:
-    """Wraps a proposer to see each round: the committed length it proposes after, and the
-    proposal (the engine trims it in place, so it holds what was really verified)."""
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.draft = getattr(inner, "draft", None)
-        self.starts: list[int] = []
-        self.proposals: list = []
-
-    def __getattr__(self, attr):
-        return getattr(self.inner, attr)
-
-    def prefill(self, committed, warm: bool = True) -> None:
-        self.starts, self.proposals = [], []
-        self.inner.prefill(committed, warm)
-
-    def propose(self, committed, k, params, rng):
-        proposal = self.inner.propose(committed, k, params, rng)
-        self.starts.append(len(committed))
-        self.proposals.append(proposal)
-        return proposal
-
-    def rounds(self, round_tokens: int) -> tuple[list[int], list[int]]:
-        """(draft tokens, committed tokens) per round; the last round's from the total."""
-        committed = [b - a for a, b in zip(self.starts, self.starts[1:])]
-        committed.append(round_tokens - sum(committed))
-        return [len(p.tokens) for p in self.proposals], committed
-
-
-def engine_method(name: str, target, draft, proposer, draft_length) -> Method:
-    recorder = RoundRecorder(proposer)
-    gen = SpeculativeGenerator(target, recorder, draft_length)
-    models = [m for m in (target, draft) if m is not None]
+def engine_method(name: str, gen: SpeculativeGenerator) -> Method:
+    models = [m for m in (gen.target, gen.draft) if m is not None]
 
     def run(prompt_ids, max_new_tokens, sampling, timeout):
         for model in models:  # no prefix reuse from the previous method: time every prefill
@@ -117,12 +83,13 @@ def engine_method(name: str, target, draft, proposer, draft_length) -> Method:
             if timeout is not None and time.perf_counter() - start > timeout:
                 raise SampleTimeout(f"still running after {timeout:.0f} s")
         result = stream.result
-        drafted, committed = recorder.rounds(result.stats.round_tokens)
+        stats = result.stats.to_dict()
         return {"output": result.text, "token_ids": result.token_ids,
-                "finish_reason": result.finish_reason, "stats": result.stats.to_dict(),
-                "draft_lengths": drafted, "accept_lengths": committed}
+                "finish_reason": result.finish_reason, "stats": stats,
+                "draft_lengths": stats.pop("draft_lengths"),
+                "accept_lengths": stats.pop("accept_lengths")}
 
-    return Method(name, target.backend, ENGINE_BASELINE, target.tokenizer, run)
+    return Method(name, gen.target.backend, ENGINE_BASELINE, gen.target.tokenizer, run)
 
 
 def peer_method(name: str, peer: HFPeer) -> Method:
@@ -147,16 +114,14 @@ def build_methods(names: list[str], s: dict) -> tuple[dict[str, Method], dict[st
         if any(METHODS[m][0] for m in engine):
             draft = load_model(s["draft"], s["draft_backend"], s["device"], s["n_ctx"], draft=True)
             models["draft"] = draft.describe()
+    config = generator_config(s)
     for m in engine:
         try:
-            stop_below = draft_stop_below(s["draft_stop_below"], s["draft_length"], m)
-            proposer = make_proposer(m, target, draft, stop_below, s["sampled_drafting"],
-                                     s["dtw_band"], s["min_confidence"], s.get("draft_window"),
-                                     s.get("tree") if m in TREE_METHODS else None)
+            gen = config.for_method(m).build(target, draft)
         except AnyspecError as e:  # e.g. sd with two vocabularies
             not_applicable[m] = str(e)
             continue
-        methods[m] = engine_method(m, target, draft, proposer, s["draft_length"])
+        methods[m] = engine_method(m, gen)
     if peers:
         hf_target = target if target is not None and target.backend == "hf" else \
             load_model(s["target"], "hf", s["device"], s["n_ctx"])
@@ -169,6 +134,14 @@ def build_methods(names: list[str], s: dict) -> tuple[dict[str, Method], dict[st
         for m in peers:
             methods[m] = peer_method(m, peer)
     return methods, not_applicable, models
+
+
+def generator_config(s: dict) -> GeneratorConfig:
+    """The engine methods' shared config, from a run's settings (config.json)."""
+    return GeneratorConfig(draft_length=s["draft_length"], draft_stop_below=s["draft_stop_below"],
+                           sampled_drafting=s["sampled_drafting"], dtw_band=s["dtw_band"],
+                           min_confidence=s["min_confidence"], draft_window=s.get("draft_window"),
+                           tree=s.get("tree"))
 
 
 def peer_draft_length(settings: dict) -> str | int:

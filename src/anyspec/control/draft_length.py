@@ -196,7 +196,7 @@ def draft_stop_below(given: float | None, draft_length: str | int,
     """The early-stop threshold for drafting: as given; else Hugging Face's
     assistant_confidence_threshold (0.4) when the length adapts, none for a fixed length.
 
-    tokentiming has its own stop (the product of the draft's probabilities, --min-confidence),
+    tokentiming has its own stop (the product of the draft's probabilities, min_confidence),
     which cuts where its proxies would be cut; a per-token stop on top only shortens drafts
     that would be accepted (MAT 4.1 against 6.1 on the transformers pair)."""
     if given is None and draft_length in ("auto", "adaptive", None) and method != "tokentiming":

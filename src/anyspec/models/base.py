@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import AnyspecError, ContextOverflowError
-from ..verify.tree import depths, main_path_length
+from ..trees import depths, main_path_length
 
 
 class Tokenizer(ABC):
@@ -128,16 +128,6 @@ class LanguageModel(ABC):
         """Run `ids` at positions start, start+1, ...; return float32 logits of shape
         (n_logits, vocab) for the last n_logits of them."""
 
-    def _forward_greedy(self, ids: Sequence[int], start: int, n_logits: int,
-                        best: np.ndarray) -> tuple[np.ndarray, float]:
-        """_forward that also writes each returned row's argmax into `best`; returns the logits
-        and the seconds the argmaxes took (verification's work, not the pass's). Here they are
-        taken after the pass; llama.cpp takes each right after copying its row out."""
-        out = self._forward(ids, start, n_logits)
-        began = time.perf_counter()
-        best[:] = out.argmax(axis=1)
-        return out, time.perf_counter() - began
-
     @abstractmethod
     def _truncate(self, length: int) -> None:
         """Drop cache entries at positions >= length."""
@@ -160,8 +150,7 @@ class LanguageModel(ABC):
         """Run `ids` at positions start, start+1, ..., then each of `siblings` (at most
         `sibling_capacity`) at the position after them, each seeing `ids` but not the others;
         return the siblings' float32 logits, one row each. The cache keeps ids + siblings[:1].
-        Here a tree pass, the siblings children of the last of `ids`; backends without trees
-        that hold parallel sequences override this."""
+        Here a tree pass, the siblings children of the last of `ids`."""
         parents = [i - 1 for i in range(len(ids))] + [len(ids) - 1] * len(siblings)  # -1: cache
         out = self._forward_tree(list(ids) + list(siblings), start, parents, len(siblings))
         self._truncate(start + len(ids) + 1)
@@ -173,7 +162,7 @@ class LanguageModel(ABC):
 
     def no_trees_message(self) -> str:
         return (f"the {self.backend} backend cannot verify a token tree in one pass; run the "
-                "target with --target-backend hf, or leave out --tree")
+                "target on the hf backend, or draft chains (no tree)")
 
     # --- the interface the engine uses ---------------------------------------------------
     def logits(self, ids: Sequence[int], n_last: int = 1) -> np.ndarray:
@@ -182,23 +171,6 @@ class LanguageModel(ABC):
         Row i predicts ids[len(ids) - n_last + i + 1]; the last row predicts the next token.
         A new array each call: the caller may write into it.
         """
-        return self._logits(ids, n_last, None)
-
-    def greedy_logits(self, ids: Sequence[int], n_last: int = 1) -> tuple[np.ndarray, list[int]]:
-        """logits(ids, n_last) and each row's argmax, the target's greedy choices. The argmaxes
-        are not forward time. On llama.cpp each is taken as its row is copied out, while the
-        row is in cache."""
-        best = np.empty(n_last, dtype=np.int64)
-        return self._logits(ids, n_last, best), best.tolist()
-
-    def next_logits(self, token: int) -> np.ndarray:
-        """The logits after the cached ids and `token`, which the cache then holds too: for a
-        caller writing one token at a time, without `logits`' comparison of its whole
-        sequence with the cache (~20 us at 2,500 tokens). A new array, of one row."""
-        self._check_fits(len(self.cached) + 1)
-        return self._extend([token], 1, None)[0]
-
-    def _logits(self, ids: Sequence[int], n_last: int, best: np.ndarray | None) -> np.ndarray:
         if not isinstance(ids, list):
             ids = list(ids)
         if not 1 <= n_last <= len(ids):
@@ -206,23 +178,17 @@ class LanguageModel(ABC):
         self._check_fits(len(ids))
         keep = min(common_prefix_length(self.cached, ids), len(ids) - n_last)
         self.rollback(keep)
-        return self._extend(ids[keep:], n_last, best)  # a copy, not the caller's list
-
-    def _extend(self, new: list[int], n_last: int, best: np.ndarray | None) -> np.ndarray:
-        """Run `new` after the cached ids, book the pass and cache them; the last n_last rows."""
+        new = ids[keep:]
         start = time.perf_counter()
-        if best is None:
-            out, not_forward = self._forward(new, len(self.cached), n_last), 0.0
-        else:
-            out, not_forward = self._forward_greedy(new, len(self.cached), n_last, best)
-        self._count(len(new), time.perf_counter() - start - not_forward)
+        out = self._forward(new, keep, n_last)
+        self._count(len(new), time.perf_counter() - start)
         self.cached.extend(new)
         return out
 
     def sibling_logits(self, ids: Sequence[int], siblings: Sequence[int]) -> np.ndarray:
         """Row i: the logits predicting the token after ids + [siblings[i]], as the last row of
         logits(ids + [siblings[i]]). One pass for up to `sibling_capacity` siblings where the
-        backend can batch them (a tree mask, llama.cpp sequences), a pass each otherwise.
+        backend can batch them (a tree mask), a pass each otherwise.
         A new array. The cache keeps ids + siblings[:1]."""
         if not isinstance(ids, list):
             ids = list(ids)
@@ -279,7 +245,7 @@ class LanguageModel(ABC):
         if length > self.n_ctx:
             raise ContextOverflowError(
                 f"{self.name}: {length} tokens do not fit in its context of {self.n_ctx}; "
-                "shorten the prompt, lower max_new_tokens, or raise the context size (--n-ctx)"
+                "shorten the prompt, lower max_new_tokens, or raise the context size (n_ctx)"
             )
 
     def _count(self, n_tokens: int, seconds: float) -> None:
@@ -307,18 +273,7 @@ class LanguageModel(ABC):
 
 
 def common_prefix_length(a: list[int], b: list[int]) -> int:
-    if len(a) <= len(b) and a == b[:len(a)]:  # the usual case: b extends a (one copy, C speed)
-        return len(a)
     n = min(len(a), len(b))
     if a[:n] == b[:n]:
         return n
-    if a[:n - 1] == b[:n - 1]:  # the next usual case: another token at the last position
-        return n - 1
-    lo, hi = 0, n  # binary search the first mismatch on slices (C speed per probe)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[:mid] == b[:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    return next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)

@@ -128,7 +128,7 @@ class HFModel(LanguageModel):
         self.path = path
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise AnyspecError(f"device '{device}' was asked for but PyTorch sees no CUDA GPU "
-                               f"(torch {torch.__version__}); use --device cpu")
+                               f"(torch {torch.__version__}); run on the cpu device")
         self.device = device
         if os.environ.get("ANYSPEC_THREADS"):
             torch.set_num_threads(int(os.environ["ANYSPEC_THREADS"]))
@@ -188,7 +188,7 @@ class HFModel(LanguageModel):
     def no_trees_message(self) -> str:
         return (f"{self.name}'s attention (layer types "
                 f"{sorted(set(getattr(self._model.config, 'layer_types', None) or []))}, "
-                "sliding window) is not one anyspec can mask for a token tree; leave out --tree")
+                "sliding window) is not one anyspec can mask for a token tree; draft chains (no tree)")
 
     def _forward_tree(self, ids: Sequence[int], start: int, parents: Sequence[int],
                       n_logits: int) -> np.ndarray:

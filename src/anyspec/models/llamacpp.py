@@ -18,13 +18,7 @@ depend on the rest of the batch: no repacking (`use_extra_bufts=False`), no tile
 a lone token gets a throwaway twin at the next position (causal, so it cannot affect the real
 one; its cache cell is dropped at once), and a batch asking for one logits row asks for two
 (the last layer and the output matmul run on the output rows only). Logits are then
-bit-identical for every split. Cost on Gemma 3 270M, 2 cores: one-token step 22 -> 26 ms,
-8-token step unchanged (~60 ms), 74-token prefill 183 -> 194 ms.
-
-Parallel sequences. With `sequences` > 1 (drafts, registry.DRAFT_SEQUENCES) the cache holds
-that many sequences in one pool of cells, so `sibling_logits` runs tokens at the same position
-in one batch (slrs's branches): two siblings cost ~19 ms against ~26 for two passes (SmolLM2,
-2 cores). A one-token step costs the same as with one sequence, with the same logits.
+bit-identical for every split, at the price of a slower one-token step.
 """
 
 from __future__ import annotations
@@ -33,8 +27,8 @@ import ctypes
 import logging
 import os
 import threading
-import time
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -112,39 +106,24 @@ def _quiet_llama_cpp_logs(llama_cpp) -> None:
         llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
 
 
-def _load(Llama, llama_cpp_llama, repack: bool, sequences: int, **kwargs):
-    """Llama(**kwargs); without repacking of weights at load when `repack` is False, with a
-    cache of `sequences` parallel sequences sharing its cells (unified) when above 1.
-
-    llama-cpp-python exposes neither llama_model_params.use_extra_bufts nor n_seq_max outside
-    embedding mode, so the default params it starts from are patched for the duration of this
-    one construction.
-    """
-    if repack and sequences == 1:
-        return Llama(**kwargs)
+def _load_without_repacking(Llama, llama_cpp_llama, **kwargs):
+    """Llama(**kwargs) without repacking the weights at load. llama-cpp-python does not expose
+    llama_model_params.use_extra_bufts, so the default params it starts from are patched for
+    the duration of this one construction."""
     lib = llama_cpp_llama.llama_cpp  # the ctypes module llama.py takes its defaults from
     with _LOAD_LOCK:
-        model_defaults = lib.llama_model_default_params
-        context_defaults = lib.llama_context_default_params
+        defaults = lib.llama_model_default_params
 
         def model_params():
-            params = model_defaults()
-            params.use_extra_bufts = repack
-            return params
-
-        def context_params():
-            params = context_defaults()
-            params.n_seq_max = sequences
-            params.kv_unified = True  # one pool of cells: a copied prefix costs no memory
+            params = defaults()
+            params.use_extra_bufts = False
             return params
 
         lib.llama_model_default_params = model_params
-        lib.llama_context_default_params = context_params
         try:
             return Llama(**kwargs)
         finally:
-            lib.llama_model_default_params = model_defaults
-            lib.llama_context_default_params = context_defaults
+            lib.llama_model_default_params = defaults
 
 
 class LlamaCppModel(LanguageModel):
@@ -152,7 +131,7 @@ class LlamaCppModel(LanguageModel):
 
     def __init__(self, path: str | Path, name: str | None = None, n_ctx: int = 4096,
                  n_threads: int | None = None, n_batch: int = 512,
-                 split_invariant: bool = True, sequences: int = 1) -> None:
+                 split_invariant: bool = True) -> None:
         super().__init__()
         require("llama_cpp", extra="llamacpp", feature="the llamacpp backend")
         from llama_cpp import Llama
@@ -177,8 +156,9 @@ class LlamaCppModel(LanguageModel):
         # one spare cell: a lone token at the last position still gets its throwaway twin
         extra = 1 if split_invariant else 0
         try:
-            self._llm = _load(
-                Llama, llama_cpp_llama, repack=not split_invariant, sequences=sequences,
+            load = (partial(_load_without_repacking, Llama, llama_cpp_llama) if split_invariant
+                    else Llama)
+            self._llm = load(
                 model_path=str(path), n_ctx=n_ctx + extra, n_batch=n_batch, n_ubatch=n_batch,
                 n_threads=threads, n_threads_batch=threads, verbose=False,
                 swa_full=True,  # sliding-window layers keep every position, so rollback works
@@ -191,18 +171,9 @@ class LlamaCppModel(LanguageModel):
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self._n_batch = n_batch
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
-        self._sequences = sequences
 
-    def _forward_greedy(self, ids: Sequence[int], start: int, n_logits: int,
-                        best: np.ndarray) -> tuple[np.ndarray, float]:
-        return self._forward(ids, start, n_logits, best), self._argmax_seconds
-
-    def _forward(self, ids: Sequence[int], start: int, n_logits: int,
-                 best: np.ndarray | None = None) -> np.ndarray:
-        """best: if given, each returned row's argmax is written there right after the row is
-        copied, while it is in cache, and the seconds that took go to self._argmax_seconds."""
+    def _forward(self, ids: Sequence[int], start: int, n_logits: int) -> np.ndarray:
         lc = self._llama_cpp
-        self._argmax_seconds = 0.0
         out = np.empty((n_logits, self.vocab_size), dtype=np.float32)
         first_logit = len(ids) - n_logits
         for chunk_start in range(0, len(ids), self._n_batch):
@@ -235,49 +206,8 @@ class LlamaCppModel(LanguageModel):
                 i = chunk_start + j
                 if i >= first_logit:  # copy only the rows asked for
                     ptr = lc.llama_get_logits_ith(self._ctx, j)
-                    row = out[i - first_logit]
-                    row[:] = np.ctypeslib.as_array(ptr, shape=(self.vocab_size,))
-                    if best is not None:
-                        began = time.perf_counter()
-                        best[i - first_logit] = row.argmax()
-                        self._argmax_seconds += time.perf_counter() - began
+                    out[i - first_logit] = np.ctypeslib.as_array(ptr, shape=(self.vocab_size,))
         return out
-
-    @property
-    def sibling_capacity(self) -> int:
-        return self._sequences
-
-    def _forward_siblings(self, ids: Sequence[int], start: int,
-                          siblings: Sequence[int]) -> np.ndarray:
-        """The siblings go in one batch at the same position, sibling j in sequence j, which
-        first gets a copy of sequence 0's cells (in a unified cache, a tag on each cell). Each
-        then attends to the shared prefix and itself only. Sequences 1.. are dropped after."""
-        lc = self._llama_cpp
-        if ids:
-            self._forward(ids, start, 0)
-        pos = start + len(ids)
-        b = self._batch
-        b.n_tokens = len(siblings)
-        for j, tok in enumerate(siblings):
-            b.token[j] = tok
-            b.pos[j] = pos
-            b.n_seq_id[j] = 1
-            b.seq_id[j][0] = j
-            b.logits[j] = True
-            if j:
-                lc.llama_memory_seq_cp(self._memory, 0, j, -1, -1)
-        try:
-            rc = lc.llama_decode(self._ctx, b)
-            if rc != 0:
-                raise RuntimeError(f"llama_decode failed with code {rc}")
-            out = np.empty((len(siblings), self.vocab_size), dtype=np.float32)
-            for j in range(len(siblings)):
-                ptr = lc.llama_get_logits_ith(self._ctx, j)
-                out[j] = np.ctypeslib.as_array(ptr, shape=(self.vocab_size,))
-            return out
-        finally:
-            for j in range(1, len(siblings)):
-                lc.llama_memory_seq_rm(self._memory, j, -1, -1)
 
     def _truncate(self, length: int) -> None:
         if not self._llama_cpp.llama_memory_seq_rm(self._memory, 0, length, -1):

@@ -16,7 +16,6 @@ from ..errors import AnyspecError, MissingExtraError, require
 from .base import LanguageModel
 
 BACKENDS = ("auto", "llamacpp", "hf")
-DRAFT_SEQUENCES = 4  # a llama.cpp draft's parallel sequences: siblings per batched pass
 
 
 @dataclass(frozen=True)
@@ -98,10 +97,10 @@ def choose_backend(spec: str, backend: str = "auto", device: str = "cpu") -> tup
     if backend == "llamacpp":
         if not is_gguf:
             raise AnyspecError(f"{path} is a directory; the llamacpp backend needs a .gguf file "
-                               "(use --backend hf for Hugging Face model directories)")
+                               "(load Hugging Face model directories with the hf backend)")
         if device != "cpu":
             raise AnyspecError("this build of the llamacpp backend runs on the CPU only; "
-                               "use --backend hf for CUDA")
+                               "use the hf backend for CUDA")
         require("llama_cpp", extra="llamacpp", feature=f"the llamacpp backend ({name})")
     else:
         require("torch", "transformers", extra="hf", feature=f"the hf backend ({name})")
@@ -113,17 +112,15 @@ def load_model(spec: str, backend: str = "auto", device: str = "cpu",
     """Load `spec` on `backend` (see choose_backend).
 
     `draft=True`: the model only proposes, so its logits need not be bit-identical however ids
-    are split into calls, and llama.cpp may use its faster kernels (SmolLM2: a one-token step
-    takes 11 ms instead of 15). The output never depends on a draft's logits.
+    are split into calls, and llama.cpp may use its faster kernels. The output never depends
+    on a draft's logits.
     """
     name, path, backend = choose_backend(spec, backend, device)
     if backend == "llamacpp":
         from .llamacpp import LlamaCppModel
 
-        # a draft's sibling passes (slrs's branches) share one batch; a target's verification
-        # needs split invariance instead (llamacpp.py)
+        # a target's verification needs split invariance (llamacpp.py)
         return LlamaCppModel(path, name=name, split_invariant=not draft,
-                             sequences=DRAFT_SEQUENCES if draft else 1,
                              **({"n_ctx": n_ctx} if n_ctx else {}))
     from .hf import HFModel
 

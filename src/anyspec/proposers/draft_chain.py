@@ -9,17 +9,16 @@ top-k and top-p) verified with min(1, q/p) (Leviathan et al. 2023).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
 from ..errors import AnyspecError
-from ..fast_exp import exp_sum
 from ..models.base import LanguageModel
 from ..sampling import SamplingParams, sample, target_probs
-from . import Proposal
+from ..verify.laws import DenseLaw
+from .base import Proposal
 from .tree import TreeDrafting
 
 
@@ -49,14 +48,10 @@ def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: Sa
     run = DraftRun()
     k = min(k, draft.n_ctx - len(context) + 1)  # the draft's context may be the smaller one
     confidence = confidence or stop_after_product is not None
+    context = list(context)
     product = 1.0
-    # right after a forward pass the caches are cold and every numpy call costs tens of
-    # microseconds: a handful of end tokens is masked by scalar stores, not fancy indexing
-    few_banned = banned.tolist() if banned is not None and len(banned) <= 8 else None
     for _ in range(k):
-        # a fresh array: masked in place. After the first step the cache holds the context
-        # and the drafted tokens, so each step only adds its token
-        row = draft.next_logits(run.tokens[-1]) if run.tokens else draft.logits(context)[0]
+        row = draft.logits(context + run.tokens)[0]  # a fresh array: masked in place
         if sampled:
             p = target_probs(row, params, in_place=True)
             if banned is not None:
@@ -73,14 +68,10 @@ def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: Sa
             token = sample(p, rng)
             p_token = float(p[token])
         else:  # the argmax and its probability only: no full distribution per step
-            if few_banned is not None:
-                for b in few_banned:
-                    row[b] = -math.inf
-            elif banned is not None:
+            if banned is not None:
                 row[banned] = -np.inf
-            token = int(row.argmax())
-            top = float(row[token])
-            if not math.isfinite(top):
+            token = int(np.argmax(row))
+            if not np.isfinite(row[token]):
                 break
             p_token = 1.0
             if confidence or stop_below is not None:
@@ -100,8 +91,8 @@ def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: Sa
 
 
 def top_probability(row: np.ndarray, token: int) -> float:
-    """softmax(row)[token] for the row's maximum `token`, overwriting row."""
-    return 1.0 / exp_sum(row, float(row[token]))  # exp(0) = 1 over a sum >= 1
+    """softmax(row)[token] for the row's maximum `token`."""
+    return 1.0 / float(np.exp(row - row[token]).sum(dtype=np.float64))  # exp(0) = 1 over >= 1
 
 
 class DraftChainProposer:
@@ -124,10 +115,11 @@ class DraftChainProposer:
                 rng: np.random.Generator) -> Proposal:
         if self.tree:
             tree, _ = self.tree.grow(self.draft, committed, committed, k, params, rng)
-            return Proposal(tree.tokens, None if params.greedy else tree.probs, tree.parents)
+            laws = None if params.greedy else [DenseLaw(p) for p in tree.probs]
+            return Proposal(tree.tokens, laws, tree.parents)
         run = draft_chain(self.draft, committed, k, params, rng, sampled=not params.greedy,
                           stop_below=self.stop_below)
-        return Proposal(run.tokens, run.probs if run.probs else None)
+        return Proposal(run.tokens, [DenseLaw(p) for p in run.probs] if run.probs else None)
 
 
 def check_same_vocabulary(draft: LanguageModel, target: LanguageModel) -> None:

@@ -14,7 +14,8 @@ from ..errors import AnyspecError
 from ..models.base import LanguageModel
 from ..sampling import SamplingParams
 from ..vocab import one_to_one, per_tokenizer_pair, shared_token_map
-from . import Proposal
+from ..verify.laws import DenseLaw
+from .base import Proposal
 from .draft_chain import draft_chain
 from .retokenize import DraftSide
 from .tree import TreeDrafting
@@ -34,13 +35,13 @@ class IntersectionProposer:
                 "share none; use slem or tokentiming, which work on text")
         self.side = DraftSide(draft, target, draft_window)
         self.banned = np.flatnonzero(~self.allowed)
-        self.shared_target = self.to_target[self.allowed]
+        self.shared_draft = np.flatnonzero(self.allowed)
+        self.shared_target = self.to_target[self.shared_draft]
         # one draft token per shared target token (distinct bytes): p' is read where it lies
-        # (SharedLaw), else moved by a sum
+        # (SharedLaw), else moved onto the target's ids by a sum
         self.one_to_one = one_to_one(self.to_target)
-        self.from_target, self.law_target, self.law_draft = (
-            per_tokenizer_pair(draft.tokenizer, target.tokenizer, _target_side)
-            if self.one_to_one else (None, None, None))
+        self.from_target = (per_tokenizer_pair(draft.tokenizer, target.tokenizer, _from_target)
+                            if self.one_to_one else None)
         self.draft = draft
         self.target_vocab = target.vocab_size
         self.stop_below = stop_below
@@ -68,9 +69,7 @@ class IntersectionProposer:
         tokens = [int(self.to_target[t]) for t in run.tokens]
         if params.greedy:
             return Proposal(tokens)
-        if self.one_to_one:
-            return Proposal(tokens, [SharedLaw(p, self) for p in run.probs])
-        return Proposal(tokens, [self._on_target(p) for p in run.probs])
+        return Proposal(tokens, [self._law(p) for p in run.probs])
 
     def _propose_tree(self, committed: Sequence[int], depth: int, params: SamplingParams,
                       rng: np.random.Generator) -> Proposal:
@@ -79,74 +78,50 @@ class IntersectionProposer:
         self.side.last_drafted = tree
         if params.greedy:
             return Proposal(tokens, parents=tree.parents)
-        if self.one_to_one:
-            return Proposal(tokens, [SharedLaw(p, self) for p in tree.probs], tree.parents)
-        return Proposal(tokens, _OnTargetRows(tree.probs, self._on_target), tree.parents)
+        return Proposal(tokens, [self._law(p) for p in tree.probs], tree.parents)
 
-    def _on_target(self, p: np.ndarray) -> np.ndarray:
-        """p' over the draft's ids moved onto the target's ids, where several draft ids may
-        share one (one-to-one maps read p' where it lies: SharedLaw)."""
-        return np.bincount(self.shared_target, weights=p[self.allowed],
-                           minlength=self.target_vocab)
+    def _law(self, p: np.ndarray) -> SharedLaw | DenseLaw:
+        """p', the draft's p over its own ids (zero off the shared tokens), as a law over the
+        target's ids: read where it lies when the map is one-to-one, else moved by a sum."""
+        if self.one_to_one:
+            return SharedLaw(p, self.from_target, self.shared_draft, self.shared_target)
+        return DenseLaw(np.bincount(self.shared_target, weights=p[self.allowed],
+                                    minlength=self.target_vocab))
 
 
 class SharedLaw:
-    """p' on the target's ids, read where it lies: the draft's p over its own ids (zero off the
-    shared tokens), through a one-to-one map. The verifier reads p'(t) of the proposed token,
-    and after a rejection max(0, q - p') (`residual_of`, verify/chain.py): neither needs the
-    262k-wide row that moving p onto the target's ids built for every drafted token, right
-    after a draft pass when every 1 MB write is slow. np.asarray builds that row."""
+    """p' on the target's ids, read where it lies: the draft's p over its own ids (zero off
+    the shared tokens), through a one-to-one map of the shared tokens. The verifier reads
+    p'(t) and the residual max(0, q - p') without a row over the target's vocabulary being
+    built for every drafted token; `dense` builds it."""
 
-    def __init__(self, p: np.ndarray, proposer: IntersectionProposer) -> None:
-        self.p = p
-        self.from_target = proposer.from_target
-        self.shared_target, self.shared_draft = proposer.law_target, proposer.law_draft
+    def __init__(self, p: np.ndarray, from_target: np.ndarray, shared_draft: np.ndarray,
+                 shared_target: np.ndarray) -> None:
+        self.p, self.from_target = p, from_target
+        self.shared_draft, self.shared_target = shared_draft, shared_target  # the shared pairs
 
-    def __getitem__(self, t: int) -> float:
-        d = self.from_target[t]
+    def prob(self, token: int) -> float:
+        d = self.from_target[token]
         return float(self.p[d]) if d >= 0 else 0.0
 
-    def residual_of(self, q: np.ndarray) -> np.ndarray:
+    def residual(self, q: np.ndarray) -> np.ndarray:
         left = q.copy()  # q less nothing off the shared tokens
         left[self.shared_target] = np.maximum(q[self.shared_target] - self.p[self.shared_draft],
                                               0.0)
         return left
 
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        row = np.zeros(len(self.from_target), dtype=dtype or self.p.dtype)
+    def dense(self) -> np.ndarray:
+        row = np.zeros(len(self.from_target), dtype=self.p.dtype)
         row[self.shared_target] = self.p[self.shared_draft]
         return row
 
 
-def _target_side(draft_tokenizer, target_tokenizer) -> tuple[np.ndarray, ...]:
-    """The shared tokens seen from the target's side, for SharedLaw, where the map is
-    one-to-one: for each target id the draft id with the same bytes, or -1; and the shared
-    (target id, draft id) pairs in the target's id order, so that reads and writes over a
-    1 MB target row go forward through it (a quarter faster than in the draft's order).
-    Built once per pair (an argsort of 46k ids takes milliseconds) and shared: read-only."""
+def _from_target(draft_tokenizer, target_tokenizer) -> np.ndarray:
+    """For each target id the draft id with the same bytes, or -1, where the shared tokens
+    map one to one. Built once per pair of tokenizers and shared: read-only."""
     to_target = shared_token_map(draft_tokenizer, target_tokenizer)
     draft_ids = np.flatnonzero(to_target >= 0)
-    target_ids = to_target[draft_ids]
-    order = np.argsort(target_ids, kind="stable")
     from_target = np.full(target_tokenizer.vocab_size, -1, dtype=np.int64)
-    from_target[target_ids] = draft_ids
-    parts = (from_target, target_ids[order], draft_ids[order])
-    for part in parts:
-        part.flags.writeable = False
-    return parts
-
-
-class _OnTargetRows:
-    """A tree's draft distributions, each moved onto the target's ids when verification
-    first reads it: a walk reads only the children of the nodes it reaches."""
-
-    def __init__(self, rows: list[np.ndarray], convert) -> None:
-        self.rows, self.convert, self.done = rows, convert, {}
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        if i not in self.done:
-            self.done[i] = self.convert(self.rows[i])
-        return self.done[i]
-
-    def __len__(self) -> int:
-        return len(self.rows)
+    from_target[to_target[draft_ids]] = draft_ids
+    from_target.flags.writeable = False
+    return from_target

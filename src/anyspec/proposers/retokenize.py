@@ -24,9 +24,9 @@ import numpy as np
 from ..align import dtw_align, target_to_draft
 from ..models.base import LanguageModel
 from ..sampling import SamplingParams
-from ..verify.tree import children_of
-from ..vocab import DraftText, SpaceWords, per_tokenizer, reencode_continuation, space_words
-from . import Proposal
+from ..trees import children_of
+from ..vocab import DraftText, reencode_continuation
+from .base import Proposal
 from .draft_chain import draft_chain
 from .tree import DraftTree, TreeDrafting, confirmed_branch
 
@@ -45,7 +45,6 @@ class DraftSide:
         # a draft's end token has no text to re-tokenize (and an instruct draft ends early on
         # plain text): draft text only, and let the target decide where to stop
         self.banned = np.array(sorted(draft.tokenizer.eos_ids), dtype=np.int64)
-        self.words = per_tokenizer(draft.tokenizer, space_words)
         # the committed text so far, extended each round rather than decoded again
         self.committed_text = bytearray()
         self.n_committed = 0
@@ -54,7 +53,7 @@ class DraftSide:
         self.committed_text = bytearray(self.target_tokenizer.decode_bytes(committed))
         self.n_committed = len(committed)
         self.text = DraftText(self.draft.tokenizer, bytes(self.committed_text),
-                              words=self.words, window=self.window)
+                              window=self.window)
         self.last_drafted = []
         ids = self.text.ids
         if warm and 1 < len(ids) <= self.draft.n_ctx:
@@ -92,7 +91,6 @@ class RetokenizingProposer:
         self.side = DraftSide(draft, target, draft_window)
         self.draft = draft
         self.target_tokenizer = target.tokenizer
-        self.target_words = per_tokenizer(target.tokenizer, space_words)
         self.sampled_drafting = sampled_drafting
         self.stop_below = stop_below
         self.band = band
@@ -122,8 +120,7 @@ class RetokenizingProposer:
         drafted = self.draft.tokenizer.decode_bytes(run.tokens)
         if not drafted.startswith(pending):  # the draft did not finish the pending character
             return Proposal()
-        proxies = reencode_continuation(self.target_tokenizer, committed, drafted[len(pending):],
-                                        words=self.target_words)
+        proxies = reencode_continuation(self.target_tokenizer, committed, drafted[len(pending):])
         if self.min_confidence > 0 and proxies:
             proxies = proxies[:self._confident_prefix(run.tokens, run.confidence, proxies)]
         return Proposal(proxies)
@@ -135,8 +132,8 @@ class RetokenizingProposer:
                                  rng, self.side.banned, taken=self.side.confirmed)
         self.side.last_drafted, self.side.confirmed = tree, []
         tokens, parents = proxy_tree(tree, self.draft.tokenizer, self.target_tokenizer,
-                                     committed, pending, depth, self.target_words)
-        return Proposal(tokens, parents=parents)  # point masses: no draft_probs
+                                     committed, pending, depth)
+        return Proposal(tokens, parents=parents)  # point masses: no laws
 
     def _confident_prefix(self, drafted: list[int], confidence: list[float],
                           proxies: list[int]) -> int:
@@ -162,8 +159,7 @@ class RetokenizingProposer:
 
 
 def proxy_tree(tree: DraftTree, draft_tokenizer, target_tokenizer, committed: Sequence[int],
-               pending: bytes, max_depth: int,
-               target_words: SpaceWords | None = None) -> tuple[list[int], list[int]]:
+               pending: bytes, max_depth: int) -> tuple[list[int], list[int]]:
     """A draft tree as a tree of target tokens: (tokens, parents), parents first.
 
     Each leaf's branch of draft text is re-tokenized after the committed ids (the first
@@ -186,8 +182,7 @@ def proxy_tree(tree: DraftTree, draft_tokenizer, target_tokenizer, committed: Se
             continue
         node = -1
         new = text[len(pending):]
-        for token in reencode_continuation(target_tokenizer, committed, new,
-                                           words=target_words)[:max_depth]:
+        for token in reencode_continuation(target_tokenizer, committed, new)[:max_depth]:
             if (node, token) not in node_of:
                 node_of[node, token] = len(tokens)
                 tokens.append(token)

@@ -16,22 +16,22 @@ two caps, and r is defined with them (it stays a true distribution, so the rule 
   token (or proposes nothing when d1 alone spells no target token);
 - only the `branches` most likely first pieces that begin a longer target token, and only
   those with more than `branch_floor` of p1's mass, get the extra draft pass for d2 (the others
-  stop at one piece). A branch moves at most its first piece's mass; those under 10% added
-  little to the chance a proposal is accepted, for a quarter of the draft rows
-  (`benchmarks/slrs_acceptance.py` computes it).
+  stop at one piece). A branch moves at most its first piece's mass, so a rare first piece
+  adds little to the chance a proposal is accepted (`benchmarks/slrs_acceptance.py`
+  computes it).
 Draft distributions are memoised by prefix, so the pass along the chosen path is reused for the
 next position. Per proposed token this costs up to 1 + `branches` draft rows (one-token
 forwards through the prefix cache) instead of slem's 1: the price of the higher acceptance. The
 branches' rows sit at the same position, so they go in one pass where the backend can batch
-siblings (`sibling_logits`; llama.cpp: one sequence each).
+siblings (`sibling_logits`).
 
 At temperature 0 the target is a point mass: the rule accepts a proposal only when it is the
 target's greedy token, whatever r gives it. r's argmax (one target token at a time, at most
 two pieces) found that token less often than slem's proposal, the draft's greedy text
-re-encoded for the target (a lower MAT on Spec-Bench), at three times the cost per round, so
-greedy `slrs` proposes as `slem` does.
+re-encoded for the target (a lower MAT on Spec-Bench), at a higher cost per round, so greedy
+`slrs` proposes as `slem` does.
 
-A sampled proposal needs r at a few hundred ids, not over all 262k target ids: it draws from
+A sampled proposal needs r at a few hundred ids, not over every target id: it draws from
 r's two parts, the draft's p1 and the ids the branches change (`SparseLaw`), which also give
 the verifier its residual max(0, q - r).
 """
@@ -43,12 +43,12 @@ from typing import Sequence
 
 import numpy as np
 
-from ..fast_exp import exp_sum
 from ..models.base import LanguageModel
-from ..sampling import SamplingParams, largest, sample, target_probs
+from ..sampling import SamplingParams, sample, target_probs
+from ..verify.laws import DenseLaw
 from ..vocab import (ids_by_bytes, one_to_one, per_tokenizer, per_tokenizer_pair,
                      shared_token_map)
-from . import Proposal
+from .base import Proposal
 from .retokenize import RetokenizingProposer
 
 
@@ -102,7 +102,6 @@ class StringRejectionProposer:
         self._speller = np.full(self.target_vocab, -1, dtype=np.int64)  # target id -> draft id
         self._speller[self._spelt[::-1]] = self._spelling[::-1]  # the lowest, if several
         self._injective = one_to_one(self.one_piece)
-        self._unspelling = np.flatnonzero(self.one_piece < 0)  # draft ids that spell none
         self.two_pieces = per_tokenizer_pair(draft.tokenizer, target.tokenizer, TwoPieceTokens)
 
     def prefill(self, committed: Sequence[int], warm: bool = True) -> None:
@@ -115,28 +114,27 @@ class StringRejectionProposer:
         if self.side.sync(committed) or not self.side.readable:  # committed text ends inside
             return Proposal()  # a character, or the draft has no text to read: skip a round
         context = list(self.side.text.ids)
-        memo: dict[tuple[int, ...], DraftDist] = {}  # draft pieces after context -> p
-        tokens, probs, path = [], [], []
+        memo: dict[tuple[int, ...], np.ndarray] = {}  # draft pieces after context -> p
+        tokens, laws, path = [], [], []
         for _ in range(k):
             if len(context) + len(path) + 1 > self.draft.n_ctx:
                 break
             p1, branches = self._pieces(context, path, params, memo)
             # stop on the step's distribution before drawing (the draft's most likely first
             # piece), never on the token drawn: that would bias the law verified
-            if (self.stop_below is not None and tokens
-                    and float(p1.weights.max()) * p1.scale < self.stop_below):
+            if self.stop_below is not None and tokens and float(p1.max()) < self.stop_below:
                 break
-            t, r = self._draw(p1, branches, rng)
-            if r is None:
+            t, law = self._draw(p1, branches, rng)
+            if law is None:
                 break
             tokens.append(t)
-            probs.append(r)
+            laws.append(law)
             path += _likeliest_pair(branches, t) or [int(self._speller[t])]
         self.side.last_drafted = path
-        return Proposal(tokens, probs)
+        return Proposal(tokens, laws)
 
     def _draft_p(self, context: list[int], pieces: list[int], params: SamplingParams,
-                 memo: dict[tuple[int, ...], DraftDist]) -> DraftDist:
+                 memo: dict[tuple[int, ...], np.ndarray]) -> np.ndarray:
         """The draft's distribution after context + pieces, its end-of-text ids removed: the
         softmax at the sampling temperature, truncated as the target's q is when top-k or
         top-p is set."""
@@ -146,7 +144,7 @@ class StringRejectionProposer:
         return memo[key]
 
     def _draft_p_after_each(self, context: list[int], path: list[int], d1s: list[int],
-                            params: SamplingParams, memo: dict) -> list[DraftDist]:
+                            params: SamplingParams, memo: dict) -> list[np.ndarray]:
         """_draft_p after path + [d1] for each d1; those not memoised come from one sibling
         pass (the backend batches them where it can). The first d1 stays in the draft's cache."""
         missing = [d1 for d1 in d1s if tuple(path + [d1]) not in memo]
@@ -156,25 +154,23 @@ class StringRejectionProposer:
                 memo[tuple(path + [d1])] = self._dist(row, params)
         return [memo[tuple(path + [d1])] for d1 in d1s]
 
-    def _dist(self, row: np.ndarray, params: SamplingParams) -> DraftDist:
+    def _dist(self, row: np.ndarray, params: SamplingParams) -> np.ndarray:
         """A logits row (ours to overwrite) as _draft_p's distribution."""
-        if params.top_k or params.top_p < 1:
-            row = target_probs(row, params)
-            row[self.side.banned] = 0.0
-            return DraftDist(row, 1.0 / float(row.sum(dtype=np.float64)))
-        # one exp pass in place, end-of-text out before it
-        if params.temperature != 1:
-            row *= np.float32(1.0 / params.temperature)
-        row[self.side.banned] = -np.inf
-        return DraftDist(row, 1.0 / exp_sum(row, float(row.max())))
+        p = target_probs(row, params, in_place=True)
+        p[self.side.banned] = 0.0
+        total = p.sum(dtype=np.float64)
+        if total > 0:
+            p /= np.float32(total)
+        return p
 
     def _pieces(self, context: list[int], path: list[int], params: SamplingParams,
-                memo: dict) -> tuple[DraftDist, list[tuple]]:
+                memo: dict) -> tuple[np.ndarray, list[tuple]]:
         """The draft's first-piece distribution p1 after context + path and the two-piece
         branches: (d1, d2s, target ids, masses p1(d1) p2(d2 | d1)) for each of the likeliest
         first pieces that begin longer target tokens."""
         p1 = self._draft_p(context, path, params, memo)
-        head = largest(p1.weights, 8 * self.branches)
+        n_head = min(8 * self.branches, len(p1))
+        head = np.argpartition(p1, -n_head)[-n_head:]
         head_p = p1[head]
         continued = []  # (d1, p1(d1), d2s, ts): the likeliest pieces that begin longer tokens
         for i in np.argsort(-head_p, kind="stable").tolist():
@@ -189,62 +185,36 @@ class StringRejectionProposer:
                     for (d1, p_d1, d2s, ts), p2 in zip(continued, p2s)]
         return p1, branches
 
-    def _draw(self, p1: DraftDist, branches: list[tuple],
-              rng: np.random.Generator) -> tuple[int, SparseLaw | np.ndarray | None]:
+    def _draw(self, p1: np.ndarray, branches: list[tuple],
+              rng: np.random.Generator) -> tuple[int, SparseLaw | DenseLaw | None]:
         """A target id drawn from the proposal law, and the law for the verifier; (-1, None)
         when no target token has mass."""
         if self._injective:
             law = SparseLaw(p1, branches, self)
             return (law.draw(rng), law) if law.total > 0 else (-1, None)
-        law = proposal_law(p1.dense(), branches, self._spelling, self._spelt, self.one_piece,
-                           self.target_vocab)
-        return (sample(law, rng), law) if law is not None else (-1, None)
-
-
-class DraftDist:
-    """A draft distribution as non-negative weights and the scale that normalises them (1 /
-    their sum): p[ids] = weights[ids] * scale. Most reads want a few entries, so the multiply
-    over all 49k ids is paid only when the whole vector is asked for (`dense`)."""
-
-    def __init__(self, weights: np.ndarray, scale: float = 1.0) -> None:
-        self.weights, self.scale = weights, scale
-        self._dense: np.ndarray | None = None
-
-    def __getitem__(self, ids):
-        return self.weights[ids] * self.scale
-
-    def dense(self) -> np.ndarray:
-        if self._dense is None:
-            self._dense = self.weights * np.float32(self.scale)
-        return self._dense
+        r = proposal_law(p1, branches, self._spelling, self._spelt, self.one_piece,
+                         self.target_vocab)
+        return (sample(r, rng), DenseLaw(r)) if r is not None else (-1, None)
 
 
 class SparseLaw:
     """The proposal law r (`proposal_law`) as its two parts: the draft's p1 on the draft ids
-    that spell a target id (`base`, p1's weights, so p1 is `base` times `base_scale`; zero at
-    the branches' first pieces) and r at the few target ids the branches change (`changed`,
-    `changed_r`). A draw, r(t) and the verifier's residual (`residual_of`) then read the
-    draft's 49k ids, not Gemma's 262k; np.asarray builds the full vector. For a spelling where
-    each target id has at most one draft id (`one_to_one`).
+    that spell a target id (`base`, zero at the branches' first pieces) and r at the few
+    target ids the branches change (`changed`, `changed_r`), both unnormalised (`total`).
+    A draw, r(t) and the verifier's residual then read the draft's ids, not every target id;
+    `dense` builds the full row. For a spelling where each target id has at most one draft
+    id (`one_to_one`)."""
 
-    It takes p1's weights over as `base` (zeroed where they spell no target id), so p1 must
-    not be read after: a copy and a sum over 49k ids cost more than the zeroing, right after
-    a draft pass when the caches are cold."""
-
-    def __init__(self, p1: DraftDist, branches: list[tuple], proposer) -> None:
-        self._dense: np.ndarray | None = None
+    def __init__(self, p1: np.ndarray, branches: list[tuple], proposer) -> None:
         self.one_piece, self.speller = proposer.one_piece, proposer._speller
         self.spelling, self.spelt = proposer._spelling, proposer._spelt
-        self.base, self.base_scale = p1.weights, p1.scale
-        unspelt = proposer._unspelling
-        dropped = float(self.base[unspelt].sum(dtype=np.float64))  # weights leaving base
-        self.base[unspelt] = 0.0
+        self.base = np.zeros_like(p1)
+        self.base[self.spelling] = p1[self.spelling]
         ids, values = [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
         for d1, _, ts, mass in branches:
             if self.one_piece[d1] >= 0:  # d1's own token keeps what does not continue
                 ids.append(self.one_piece[d1:d1 + 1])
-                values.append(np.array([float(self.base[d1]) * self.base_scale - mass.sum()]))
-                dropped += float(self.base[d1])
+                values.append(np.array([float(self.base[d1]) - mass.sum()]))
                 self.base[d1] = 0.0
             ids.append(ts)
             values.append(mass)
@@ -252,12 +222,7 @@ class SparseLaw:
         # base is zero at a first piece's token, so this clip is proposal_law's
         self.changed_r = np.maximum(np.bincount(where, np.concatenate(values),
                                                 minlength=len(self.changed)), 0.0)
-        # the weights sum to 1 / scale (DraftDist), so base's sum is that less what left it;
-        # summed anew when most left, where the difference would lose precision
-        base_sum = 1.0 / self.base_scale - dropped
-        if base_sum < 0.5 / self.base_scale:
-            base_sum = float(self.base.sum(dtype=np.float64))
-        self.base_total = base_sum * self.base_scale
+        self.base_total = float(self.base.sum(dtype=np.float64))
         self.total = self.base_total + float(self.changed_r.sum())
 
     def draw(self, rng: np.random.Generator) -> int:
@@ -265,31 +230,26 @@ class SparseLaw:
             return int(self.one_piece[sample(self.base, rng)])
         return int(self.changed[sample(self.changed_r, rng)])
 
-    def __getitem__(self, t: int) -> float:
-        d = self.speller[t]
-        r = float(self.base[d]) * self.base_scale if d >= 0 else 0.0
-        i = np.searchsorted(self.changed, t)
-        if i < len(self.changed) and self.changed[i] == t:
+    def prob(self, token: int) -> float:
+        d = self.speller[token]
+        r = float(self.base[d]) if d >= 0 else 0.0
+        i = np.searchsorted(self.changed, token)
+        if i < len(self.changed) and self.changed[i] == token:
             r += float(self.changed_r[i])
         return r / self.total
 
-    def residual_of(self, q: np.ndarray) -> np.ndarray:
-        """max(0, q - r), the verifier's residual after a rejection (verify/chain.py), from
-        r's two parts: q less p1 at the target ids its draft ids spell, less the branches'
-        changes; no 262k-wide r. float32 as q is (sampling.target_probs): 0.38 ms a call
-        against 0.58 in float64 and 1.2 through the full r (ad hoc, Intel Xeon)."""
+    def residual(self, q: np.ndarray) -> np.ndarray:
+        """max(0, q - r) from r's two parts, in q's precision."""
         left = q.copy()
-        left[self.spelt] -= self.base[self.spelling] * np.float32(self.base_scale / self.total)
-        left[self.changed] -= (self.changed_r / self.total).astype(np.float32)
+        left[self.spelt] -= self.base[self.spelling] * np.float32(1.0 / self.total)
+        left[self.changed] -= (self.changed_r / self.total).astype(q.dtype)
         return np.maximum(left, 0.0, out=left)
 
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        if self._dense is None:
-            r = np.zeros(len(self.speller))
-            r[self.spelt] = self.base[self.spelling] * self.base_scale  # one draft id each
-            r[self.changed] += self.changed_r
-            self._dense = r / self.total
-        return self._dense if dtype is None else self._dense.astype(dtype)
+    def dense(self) -> np.ndarray:
+        r = np.zeros(len(self.speller))
+        r[self.spelt] = self.base[self.spelling]  # one draft id each
+        r[self.changed] += self.changed_r
+        return r / self.total
 
 
 def proposal_law(p1: np.ndarray, branches: list[tuple], spelling: np.ndarray,

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..models.base import LanguageModel
 from ..sampling import SamplingParams, sample, target_probs
-from ..verify.tree import children_of
+from ..trees import children_of
 
 
 @dataclass

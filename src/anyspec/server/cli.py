@@ -8,14 +8,13 @@ import logging
 import os
 
 from ..errors import AnyspecError, require
+from ..options import add_model_options, generator_config, load_models
 
 ENV_PREFIX = "ANYSPEC_"
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
 def add_serve_parser(sub) -> argparse.ArgumentParser:
-    from ..cli import add_model_options
-
     p = sub.add_parser(
         "serve", help="run an OpenAI-compatible HTTP server (completions, chat, streaming, /metrics)",
         description="Serve the target model, sped up by the draft, over an OpenAI-compatible HTTP "
@@ -85,16 +84,13 @@ def apply_environment(parser: argparse.ArgumentParser, environ=os.environ) -> No
     parser.set_defaults(environment_errors=errors)
 
 
-def check_args(args) -> None:
-    """Reject bad settings before the models load."""
-    from ..control import make_controller
-    from ..proposers import check_draft_window, check_tree_budget
-
+def check_args(args):
+    """Reject bad settings before the models load; return the GeneratorConfig they give (its
+    method and draft length are defaults a request may override; the tree setting applies to
+    the methods that draft trees)."""
     if args.environment_errors:
         raise AnyspecError("; ".join(args.environment_errors))
-    make_controller(args.draft_length)
-    check_draft_window(args.draft_window)
-    check_tree_budget(args.tree)  # requests choose the method: trees go to TREE_METHODS only
+    config = generator_config(args, method="auto").for_method(args.method).validate()
     for name, low in (("max_queue", 0), ("default_max_tokens", 1), ("max_n", 1), ("max_body_bytes", 1)):
         if getattr(args, name) < low:
             raise AnyspecError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
@@ -106,28 +102,20 @@ def check_args(args) -> None:
         raise AnyspecError(f"--shutdown-timeout must be >= 0, got {args.shutdown_timeout}")
     if args.chat_template not in (None, "plain") and not os.path.isfile(args.chat_template):
         raise AnyspecError(f"--chat-template {args.chat_template}: no such file (or give 'plain')")
+    return config
 
 
 def cmd_serve(args) -> int:
     require("fastapi", "uvicorn", "jinja2", extra="serve", feature="anyspec serve")
-    check_args(args)
+    config = check_args(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
     import uvicorn
 
-    from ..cli import check_backends
-    from ..models.registry import load_model
     from .app import GracefulServer, ServerConfig, create_app
-    from .worker import GeneratorOptions, Worker
+    from .worker import Worker
 
-    check_backends(args)
-    target = load_model(args.target, args.target_backend, args.device, args.n_ctx)
-    draft = None if args.method == "ar" else load_model(args.draft, args.draft_backend, args.device,
-                                                        args.n_ctx, draft=True)
-    draft_length = int(args.draft_length) if str(args.draft_length).isdigit() else args.draft_length
-    options = GeneratorOptions(args.method, draft_length, args.draft_stop_below,
-                               args.sampled_drafting, args.dtw_band, args.min_confidence,
-                               args.draft_window, args.tree)
-    worker = Worker(target, draft, options, args.max_queue)
+    target, draft = load_models(args)
+    worker = Worker(target, draft, config, args.max_queue)
     config = ServerConfig(model_name=args.served_model_name or target.name,
                           max_body_bytes=args.max_body_bytes, body_timeout=args.body_timeout,
                           default_max_tokens=args.default_max_tokens,

@@ -15,59 +15,38 @@ import contextlib
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import AsyncIterator
 
+from ..config import METHODS, GeneratorConfig
 from ..engine import Generation, SpeculativeGenerator
 from ..errors import AnyspecError
-from ..control import draft_stop_below
-from ..proposers import METHODS, TREE_METHODS, make_proposer, resolve_method
 from ..sampling import SamplingParams
 from .protocol import RequestError
 
 
-@dataclass(frozen=True)
-class GeneratorOptions:
-    """Server-wide settings for building a generator; method and draft_length are defaults."""
-
-    method: str = "auto"
-    draft_length: int | str = "auto"
-    draft_stop_below: float | None = None
-    sampled_drafting: bool = False
-    dtw_band: int = 8
-    min_confidence: float = 0.05
-    draft_window: int | None = None
-    tree_budget: int | None = None  # TREE_METHODS draft trees this size; the others chains
-
-
-def build_generator(target, draft, method: str, draft_length, options: GeneratorOptions) -> SpeculativeGenerator:
+def build_generator(target, draft, config: GeneratorConfig) -> SpeculativeGenerator:
     """A generator for one request: a fresh proposer over the loaded models (cheap)."""
-    method = resolve_method(method, target, draft)
-    if method == "ar":
-        return SpeculativeGenerator(target)
-    stop_below = draft_stop_below(options.draft_stop_below, draft_length, method)
-    tree = options.tree_budget if method in TREE_METHODS else None
-    proposer = make_proposer(method, target, draft, stop_below, options.sampled_drafting,
-                             options.dtw_band, options.min_confidence, options.draft_window, tree)
-    return SpeculativeGenerator(target, proposer, draft_length)
+    return config.build(target, draft)
 
 
-def method_problems(target, draft, options: GeneratorOptions) -> dict[str, str]:
+def method_problems(target, draft, config: GeneratorConfig) -> dict[str, str]:
     """method -> why it cannot run with these models (checked once, at startup)."""
     problems = {}
     for method in METHODS:
         try:
-            build_generator(target, draft, method, options.draft_length, options)
+            build_generator(target, draft, config.for_method(method))
         except Exception as e:  # noqa: BLE001 - any reason makes the method unavailable here
             problems[method] = str(e) if isinstance(e, AnyspecError) else f"{type(e).__name__}: {e}"
     return problems
 
 
 class Worker:
-    def __init__(self, target, draft, options: GeneratorOptions, max_queue: int) -> None:
+    def __init__(self, target, draft, options: GeneratorConfig, max_queue: int) -> None:
+        """options: the server's generator config; a request may choose another method and
+        draft length."""
         self.target, self.draft, self.options = target, draft, options
         self.max_queue = max_queue
-        self.default_method = resolve_method(options.method, target, draft)
+        self.default_method = options.resolve_method(target, draft)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anyspec-engine")
         self._lock = asyncio.Lock()
         self.admitted = 0  # requests holding a place: running, waiting, or about to wait
@@ -117,11 +96,10 @@ class Worker:
         progress finishes on the worker thread, and nothing more runs for it.
         """
         loop = asyncio.get_running_loop()
-        method = method or self.default_method
-        draft_length = draft_length or self.options.draft_length
+        config = self.options.for_method(method or self.default_method, draft_length)
 
         def start():
-            gen = build_generator(self.target, self.draft, method, draft_length, self.options)
+            gen = build_generator(self.target, self.draft, config)
             stream = gen.stream(prompt_ids, max_tokens, sampling, stop)
             return stream, iter(stream)
 
@@ -146,9 +124,9 @@ class Worker:
     async def warm_up(self) -> None:
         """One short generation, so the first request does not pay for building tables."""
         loop = asyncio.get_running_loop()
+        config = self.options.for_method(self.default_method)
         await loop.run_in_executor(self._thread, lambda: build_generator(
-            self.target, self.draft, self.default_method, self.options.draft_length,
-            self.options).generate("Hello", 2))
+            self.target, self.draft, config).generate("Hello", 2))
 
     def begin_shutdown(self, timeout: float) -> None:
         """From now on: refuse new requests; stop generations still running after `timeout`."""

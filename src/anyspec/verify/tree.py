@@ -17,23 +17,15 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..sampling import SamplingParams, sample, target_probs
-from .chain import accepts, residual
-
-
-def children_of(parents: Sequence[int]) -> list[list[int]]:
-    """children[i + 1]: the nodes whose parent is i, in order; children[0]: the root's."""
-    children: list[list[int]] = [[] for _ in range(len(parents) + 1)]
-    for node, parent in enumerate(parents):
-        if not -1 <= parent < node:
-            raise ValueError(f"node {node} has parent {parent}: parents must come first")
-        children[parent + 1].append(node)
-    return children
+from ..trees import children_of
+from .chain import accepts, law_of, residual
+from .laws import DraftLaw
 
 
 def verify_tree(
     tokens: Sequence[int],
     parents: Sequence[int],
-    draft_probs: Sequence[np.ndarray | None] | None,
+    laws: Sequence[DraftLaw] | None,
     target_logits: np.ndarray,
     params: SamplingParams,
     rng: np.random.Generator,
@@ -42,8 +34,8 @@ def verify_tree(
     """Walk a tree of proposed tokens; return (the accepted nodes, root first; the next token).
 
     parents[i]: node i's parent (-1: a child of the root; parents come before children).
-    draft_probs[i]: the distribution node i was drawn from, over the target's ids, or None
-    for a point mass. target_logits row 0 is the target's prediction at the root, row i + 1
+    laws[i]: the law node i was drawn from (verify/laws.py); None: every node is a point
+    mass. target_logits row 0 is the target's prediction at the root, row i + 1
     its prediction after node i.
     """
     children = children_of(parents)
@@ -63,30 +55,13 @@ def verify_tree(
         q = q_of(target_logits[row])
         accepted = None
         for c in children[row]:
-            p = None if draft_probs is None else draft_probs[c]
-            if accepts(tokens[c], q, p, rng):
+            law = law_of(laws, c, tokens[c], q)
+            if accepts(tokens[c], q, law, rng):
                 accepted = c
                 break
-            left = residual(tokens[c], q, p)  # the next sibling is tried against this
+            left = residual(q, law)  # the next sibling is tried against this
             q = left / np.float32(left.sum(dtype=np.float64))
         if accepted is None:
             return path, sample(q, rng)
         path.append(accepted)
         row = accepted + 1
-
-
-def depths(parents: Sequence[int]) -> list[int]:
-    """Each node's depth: 1 for a child of the root."""
-    out: list[int] = []
-    for parent in parents:
-        out.append(1 if parent < 0 else out[parent] + 1)
-    return out
-
-
-def main_path_length(parents: Sequence[int]) -> int:
-    """How many leading nodes form a chain from the root (node i the child of node i - 1):
-    the nodes a tree pass leaves in a cache that holds one sequence."""
-    n = 0
-    while n < len(parents) and parents[n] == n - 1:
-        n += 1
-    return n

@@ -1,0 +1,146 @@
+"""How to decode, as one object: the method, its draft length and the methods' options.
+
+`anyspec generate`, `anyspec serve` and `anyspec bench` build a GeneratorConfig from their
+options, and a library user builds one in code:
+
+    config = GeneratorConfig(method="tokentiming", draft_length=4).validate()
+    generator = config.build(target, draft)
+    print(generator.generate("The capital of France is", 32).text)
+
+`validate` checks everything that needs no model, so a mistake is reported before minutes of
+loading; `build` checks what depends on the models (a shared vocabulary for sd, a backend that
+can verify trees) and puts the proposer and the engine together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .control import draft_stop_below, make_controller
+from .engine import SpeculativeGenerator
+from .errors import AnyspecError
+from .models.base import LanguageModel
+from .proposers import NoProposer, Proposer
+from .proposers.draft_chain import DraftChainProposer, check_same_vocabulary
+from .proposers.intersection import IntersectionProposer
+from .proposers.retokenize import RetokenizingProposer
+from .proposers.string_rejection import StringRejectionProposer
+
+# method name -> (needs a draft, what it is); the CLI's --help is built from this table
+METHODS = {
+    "ar": (False, "target only, one token per pass (the baseline)"),
+    "sd": (True, "standard speculative decoding; draft and target share a vocabulary"),
+    "slem": (True, "any vocabularies: draft text re-tokenized for the target, exact match"),
+    "tokentiming": (True, "as slem, plus DTW alignment carrying draft confidence to target tokens"),
+    "tli": (True, "any vocabularies: draft restricted to tokens both vocabularies share"),
+    "slrs": (True, "any vocabularies: string-level rejection sampling over the draft's "
+                   "segmentations of each target token (more draft passes, higher acceptance "
+                   "when sampling; greedy, it proposes as slem)"),
+}
+CROSS_VOCABULARY = ("tokentiming", "slem", "tli", "slrs")
+TREE_METHODS = ("sd", "tli", "slem", "tokentiming")  # slrs draws strings: chains only
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    method: str = "auto"  # auto: sd when the vocabularies match, else tokentiming; ar without a draft
+    draft_length: int | str = "auto"  # "auto" (cost-aware), "adaptive" (+2/-1) or a fixed k
+    draft_stop_below: float | None = None  # None: 0.4 when the length adapts (control/)
+    sampled_drafting: bool = False  # slem, tokentiming: sample the draft instead of its argmax
+    dtw_band: int = 8  # tokentiming: the Sakoe-Chiba band of the DTW alignment
+    min_confidence: float = 0.05  # tokentiming: propose while the aligned confidence stays >= it
+    draft_window: int | None = None  # cross-vocabulary methods: draft tokens of a prompt read
+    tree: int | str | None = None  # TREE_METHODS: a token tree of this many tokens, or "auto"
+
+    def validate(self) -> GeneratorConfig:
+        """The same config with draft_length and tree parsed (a number given as text becomes
+        an int), after checking every option that needs no model."""
+        if self.method != "auto" and self.method not in METHODS:
+            raise AnyspecError(f"unknown method '{self.method}': choose one of auto, "
+                               f"{', '.join(METHODS)}")
+        make_controller(self.draft_length)  # raises on anything but auto, adaptive or k >= 1
+        draft_length = self.draft_length
+        if draft_length not in ("auto", "adaptive"):
+            draft_length = int(draft_length)
+        for name in ("draft_stop_below", "min_confidence"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 1:
+                raise AnyspecError(f"{name} must be a probability in [0, 1], got {value!r}")
+        if not isinstance(self.dtw_band, int) or self.dtw_band < 1:
+            raise AnyspecError(f"dtw_band must be an integer >= 1, got {self.dtw_band!r}")
+        if self.draft_window is not None and (not isinstance(self.draft_window, int)
+                                              or self.draft_window < 1):
+            raise AnyspecError(f"draft_window must be at least 1 token, got {self.draft_window!r}")
+        if self.draft_window is not None and self.method == "sd":
+            raise AnyspecError("a draft window applies to the cross-vocabulary methods "
+                               f"({', '.join(CROSS_VOCABULARY)}); sd's draft reads the target's ids")
+        tree = _parse_tree(self.tree)
+        if tree is not None and self.method not in ("auto", *TREE_METHODS):
+            raise AnyspecError(f"trees work with {', '.join(TREE_METHODS)}; "
+                               f"{self.method} drafts chains only")
+        return replace(self, draft_length=draft_length, tree=tree)
+
+    def for_method(self, method: str, draft_length: int | str | None = None) -> GeneratorConfig:
+        """This config for another method (and draft length, if given), less the options that
+        method does not take: a server or a benchmark applies one tree setting to the methods
+        that draft trees, and one draft window to those that re-encode the prompt."""
+        return replace(self, method=method, draft_length=draft_length or self.draft_length,
+                       tree=self.tree if method in ("auto", *TREE_METHODS) else None,
+                       draft_window=None if method == "sd" else self.draft_window)
+
+    def resolve_method(self, target: LanguageModel, draft: LanguageModel | None) -> str:
+        """The method `auto` stands for with these models."""
+        if self.method != "auto":
+            return self.method
+        if draft is None:
+            return "ar"
+        try:
+            check_same_vocabulary(draft, target)
+            return "sd"
+        except AnyspecError:
+            return "tokentiming"
+
+    def proposer(self, target: LanguageModel, draft: LanguageModel | None = None) -> Proposer:
+        """The proposer for the method; the checks say what to change when the pair does not
+        fit."""
+        config = self.validate()
+        method = config.resolve_method(target, draft)
+        if method == "ar":
+            return NoProposer()
+        if draft is None:
+            raise AnyspecError(f"method {method} needs a draft model")
+        if config.tree is not None and not target.supports_trees:
+            raise AnyspecError(target.no_trees_message())
+        stop_below = draft_stop_below(config.draft_stop_below, config.draft_length, method)
+        if method == "sd":
+            return DraftChainProposer(draft, target, stop_below=stop_below, tree_budget=config.tree)
+        if method == "tli":
+            return IntersectionProposer(draft, target, stop_below=stop_below,
+                                        draft_window=config.draft_window, tree_budget=config.tree)
+        if method == "slrs":
+            return StringRejectionProposer(draft, target, stop_below=stop_below,
+                                           draft_window=config.draft_window)
+        return RetokenizingProposer(draft, target, method,
+                                    sampled_drafting=config.sampled_drafting,
+                                    stop_below=stop_below, band=config.dtw_band,
+                                    min_confidence=config.min_confidence,
+                                    draft_window=config.draft_window, tree_budget=config.tree)
+
+    def build(self, target: LanguageModel,
+              draft: LanguageModel | None = None) -> SpeculativeGenerator:
+        """The generator: the target, the method's proposer and the draft-length controller."""
+        return SpeculativeGenerator(target, self.proposer(target, draft),
+                                    self.validate().draft_length)
+
+
+def _parse_tree(value: str | int | None) -> int | str | None:
+    """None (chains), "auto" (sized by measured costs) or a number of tokens >= 1."""
+    if value is None or value == "auto":
+        return value
+    try:
+        budget = int(value)
+    except (TypeError, ValueError):
+        budget = 0
+    if budget < 1 or isinstance(value, (float, bool)):
+        raise AnyspecError(f"tree must be auto or a number of tokens >= 1, got {value!r}")
+    return budget
