@@ -1,7 +1,6 @@
 """Starting `anyspec serve` as a subprocess on a free port, and reading its /metrics."""
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -26,15 +25,9 @@ class Server:
         return self.url + "/v1"
 
     def metrics(self) -> dict[str, float]:
-        """Every sample of /metrics: {'name{labels}': value}, leaving out the model_name label
-        that every sample carries (test_serve_toy.py checks it)."""
-        text = httpx.get(self.url + "/metrics", timeout=30).text
-        samples = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                samples[re.sub(r'model_name="[^"]*",?', "", name).replace("{}", "")] = float(value)
-        return samples
+        """Every sample of /metrics, leaving out the model_name label that every sample
+        carries (test_serve_toy.py checks it)."""
+        return metrics_samples(httpx.get(self.url + "/metrics", timeout=30).text, model_name=False)
 
     def stop(self, timeout: float = 60) -> int:
         if self.process.poll() is None:
@@ -73,3 +66,17 @@ def start_server(tmp_dir: Path, *flags: str, env: dict | None = None, timeout: f
         time.sleep(0.5)
     server.stop()
     raise RuntimeError(f"anyspec serve did not become healthy in {timeout} s:\n{log.read_text()}")
+
+
+def metrics_samples(text: str, model_name: bool = True) -> dict[str, float]:
+    """Every sample of a /metrics text: {'name{label="value",...}': value}, with the labels in
+    alphabetical order; model_name=False leaves that label out."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items())
+                              if model_name or k != "model_name")
+            samples[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
+    return samples

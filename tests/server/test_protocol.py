@@ -5,11 +5,18 @@ import argparse
 from types import SimpleNamespace
 
 import pytest
+from serving import metrics_samples
 
 from anyspec.server import protocol as P
 from anyspec.server.cli import apply_environment
-from anyspec.server.metrics import Histogram, ServerMetrics
-from anyspec.server.templates import PLAIN_TEMPLATE, TemplateError, choose_template, render_chat, stop_strings
+from anyspec.server.metrics import ServerMetrics
+from anyspec.server.templates import (
+    PLAIN_TEMPLATE,
+    TemplateError,
+    choose_template,
+    render_chat,
+    stop_strings,
+)
 from anyspec.server.worker import retry_after_seconds
 
 LIMITS = P.Limits(models=("m",), n_ctx=100, vocab_size=50, methods=("auto", "ar", "sd", "tli"),
@@ -226,16 +233,7 @@ def test_model_template_is_sandboxed_and_can_refuse():
         render_chat([{"role": "user", "content": "a"}], "{{ messages.__class__.__mro__ }}")
 
 
-def test_histogram_and_counters_render_prometheus_text():
-    h = Histogram("lat_seconds", "latency", buckets=(0.1, 1.0))
-    for v in (0.05, 0.1, 0.5, 3.0):
-        h.observe(v)
-    lines = h.render()
-    assert 'anyspec:lat_seconds_bucket{le="0.1"} 2' in lines
-    assert 'anyspec:lat_seconds_bucket{le="1"} 3' in lines
-    assert 'anyspec:lat_seconds_bucket{le="+Inf"} 4' in lines
-    assert "anyspec:lat_seconds_count 4" in lines and "anyspec:lat_seconds_sum 3.65" in lines
-
+def test_metrics_render_prometheus_text():
     m = ServerMetrics("m")
     # 6 rounds, 4 of which drafted (vLLM's "drafts"); 2 drafted nothing
     stats = SimpleNamespace(rounds=6, drafted=10, accepted=7, accepted_at=[4, 2, 1] + [0] * 8,
@@ -246,23 +244,33 @@ def test_histogram_and_counters_render_prometheus_text():
     m.observe_generation(SimpleNamespace(rounds=5, drafted=0, accepted=0, accepted_at=[], drafted_at=[],
                                          new_tokens=5), speculative=False)
     m.http_requests.inc(endpoint="/v1/completions", status=429)
-    m.e2e_latency.observe(0.3)
+    for seconds in (0.05, 0.1, 0.5, 3.0):
+        m.e2e_latency.observe(seconds)
     text = m.render(running=1, waiting=3, max_queue=8)
-    for line in ('anyspec:spec_decode_num_drafts_total{model_name="m"} 4',
-                 'anyspec:spec_decode_num_draft_tokens_total{model_name="m"} 10',
-                 'anyspec:spec_decode_num_accepted_tokens_total{model_name="m"} 7',
-                 'anyspec:generation_tokens_total{model_name="m"} 20',
-                 'anyspec:spec_decode_num_accepted_tokens_per_pos_total{model_name="m",position="1"} 2',
-                 'anyspec:num_requests_waiting{model_name="m"} 3', 'anyspec:num_requests_running{model_name="m"} 1',
-                 'anyspec:http_requests_total{model_name="m",endpoint="/v1/completions",status="429"} 1',
-                 'anyspec:e2e_request_latency_seconds_bucket{model_name="m",le="0.5"} 1',
-                 'anyspec:e2e_request_latency_seconds_count{model_name="m"} 1',
-                 "# TYPE anyspec:e2e_request_latency_seconds histogram"):
-        assert line in text.splitlines(), line
-    positions = [l for l in text.splitlines() if l.startswith("anyspec:spec_decode_num_accepted_tokens_per_pos")]
-    assert [l.split('"')[3] for l in positions] == [str(i) for i in range(11)]  # 10 after 9, not after 1
-    assert text.endswith("\n") and all(l.startswith(("#", "anyspec:")) for l in text.splitlines())
-    assert all('{model_name="m"' in l for l in text.splitlines() if not l.startswith("#"))
+    samples = metrics_samples(text)
+    expected = {
+        'anyspec:spec_decode_num_drafts_total{model_name="m"}': 4,
+        'anyspec:spec_decode_num_draft_tokens_total{model_name="m"}': 10,
+        'anyspec:spec_decode_num_accepted_tokens_total{model_name="m"}': 7,
+        'anyspec:generation_tokens_total{model_name="m"}': 20,
+        'anyspec:spec_decode_num_accepted_tokens_per_pos_total{model_name="m",position="1"}': 2,
+        'anyspec:num_requests_waiting{model_name="m"}': 3, 'anyspec:num_requests_running{model_name="m"}': 1,
+        'anyspec:queue_capacity{model_name="m"}': 8,
+        'anyspec:http_requests_total{endpoint="/v1/completions",model_name="m",status="429"}': 1,
+        'anyspec:e2e_request_latency_seconds_bucket{le="0.05",model_name="m"}': 1,  # a bound is in its bucket
+        'anyspec:e2e_request_latency_seconds_bucket{le="0.1",model_name="m"}': 2,
+        'anyspec:e2e_request_latency_seconds_bucket{le="0.5",model_name="m"}': 3,
+        'anyspec:e2e_request_latency_seconds_bucket{le="+Inf",model_name="m"}': 4,
+        'anyspec:e2e_request_latency_seconds_count{model_name="m"}': 4}
+    assert {name: samples.get(name) for name in expected} == expected
+    assert samples['anyspec:e2e_request_latency_seconds_sum{model_name="m"}'] == pytest.approx(3.65)
+    assert "# TYPE anyspec:e2e_request_latency_seconds histogram" in text.splitlines()
+    positions = [name for name in samples if name.startswith("anyspec:spec_decode_num_accepted_tokens_per_pos")]
+    assert [name.split('"')[3] for name in positions] == [str(i) for i in range(11)]  # 10 after 9, not after 1
+    assert all('model_name="m"' in name for name in samples)
+    assert not [name for name in samples if "_created" in name]  # no creation timestamps
+    # each app has its own registry: a second one in the process starts from zero
+    assert metrics_samples(ServerMetrics("m").render(0, 0, 8))['anyspec:generation_tokens_total{model_name="m"}'] == 0
 
 
 def test_retry_after_grows_with_the_queue():

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from toy_server import MODEL, SPLIT_TARGET_PIECES, is_openai_error, sse_events, toy_client
 
-from anyspec.proposers import METHODS
+from anyspec.config import METHODS
 
 # a numeric warning in the engine (overflow, NaN) fails the generation, so the fuzzer sees it
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")

@@ -9,7 +9,8 @@ import httpx
 import openai
 import pytest
 from fastapi.testclient import TestClient
-from toy_server import MODEL, is_openai_error, metrics_samples, sse_json, toy_app, toy_client
+from serving import metrics_samples
+from toy_server import MODEL, is_openai_error, sse_json, toy_app, toy_client
 
 from anyspec.server import protocol as P
 from anyspec.server import worker as worker_module
@@ -166,7 +167,7 @@ def test_metrics_count_requests_and_drafts_and_name_the_model():
     assert 1 <= drafts <= steps
     assert samples['anyspec:num_requests_running{model_name="toy"}'] == 0
     assert samples['anyspec:e2e_request_latency_seconds_count{model_name="toy"}'] == 1
-    assert 'anyspec:e2e_request_latency_seconds_bucket{model_name="toy",le="+Inf"}' in samples
+    assert 'anyspec:e2e_request_latency_seconds_bucket{le="+Inf",model_name="toy"}' in samples
 
 
 # --- the engine's "" heartbeats (between prefill chunks) -----------------------------------
@@ -276,12 +277,12 @@ def test_bytes_the_draft_cannot_spell_are_read_past(method):
     A prompt or an output holding half a character then has a byte the draft cannot spell:
     the draft reads on from after it, and the output is the target's own."""
     from anyspec.engine import SpeculativeGenerator
-    from anyspec.proposers import make_proposer
+    from anyspec.config import GeneratorConfig
     from anyspec.sampling import SamplingParams
     from toy_server import toy_models
 
     target, draft = toy_models(split_bytes=True)
-    gen = SpeculativeGenerator(target, make_proposer(method, target, draft), "adaptive")
+    gen = GeneratorConfig(method=method, draft_length="adaptive").build(target, draft)
     ar = SpeculativeGenerator(toy_models(split_bytes=True)[0])
     for prompt in ([7], [0, 7, 0], [6, 6, 0, 5], [0, 6]):
         assert gen.generate(prompt, 30).token_ids == ar.generate(prompt, 30).token_ids

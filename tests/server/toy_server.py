@@ -1,5 +1,5 @@
-"""`anyspec serve`'s app in-process over the tiny toy models of tests/synthetic.py, for fast
-tests of the HTTP layer: no model files, no subprocess, a request in milliseconds."""
+"""`anyspec serve`'s app in-process over the tiny toy models of tests/synthetic.py, for tests
+of the HTTP layer in the default tier: no model files, no subprocess."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 
 from anyspec.models.base import Tokenizer
 from anyspec.server.app import ServerConfig, create_app
-from anyspec.server.worker import GeneratorOptions, Worker
+from anyspec.config import GeneratorConfig
+from anyspec.server.worker import Worker
 from synthetic import ToyModel
 
 MODEL = "toy"  # the served model name
@@ -57,7 +58,7 @@ def toy_models(split_bytes: bool = False, n_ctx: int = 64) -> tuple[ToyModel, To
     return target, draft
 
 
-def toy_app(max_queue: int = 4, options: GeneratorOptions = GeneratorOptions(), split_bytes: bool = False,
+def toy_app(max_queue: int = 4, options: GeneratorConfig = GeneratorConfig(), split_bytes: bool = False,
             **config):
     """The app and its worker; config: ServerConfig fields besides model_name and warm_up."""
     target, draft = toy_models(split_bytes)
@@ -82,12 +83,6 @@ def sse_events(text: str) -> list[str]:
 def sse_json(text: str) -> list[dict]:
     """The JSON events of a streamed response (all but [DONE])."""
     return [json.loads(e) for e in sse_events(text) if e != "[DONE]"]
-
-
-def metrics_samples(text: str) -> dict[str, float]:
-    """Every sample of a /metrics text: {'name{labels}': value}."""
-    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines() if line and not line.startswith("#")}
 
 
 def is_openai_error(body) -> bool:

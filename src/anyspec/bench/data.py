@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import AnyspecError
+from ..server.templates import render_chat as render_messages  # jinja2 only, no server
 
 QUESTIONS = Path(__file__).resolve().parents[1] / "data" / "question.jsonl"
 
@@ -90,23 +91,14 @@ def conversation_prompt(turns: list[str], answers: list[str], chat_template: str
 
 
 def render_chat(template: str, turns: list[str], answers: list[str]) -> str:
-    """The tokenizer's Jinja chat template, as transformers renders it. BOS is left out: the
-    tokenizer adds it when encoding."""
-    from jinja2.exceptions import TemplateError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    def raise_exception(message):
-        raise TemplateError(message)
-
+    """The conversation as the tokenizer's Jinja chat template writes it, rendered as the
+    server renders chat requests (BOS left out: the tokenizer adds it when encoding)."""
     messages = []
     for i, turn in enumerate(turns):
         messages.append({"role": "user", "content": turn})
         if i < len(answers):
             messages.append({"role": "assistant", "content": answers[i].strip()})
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    env.globals["raise_exception"] = raise_exception
-    return env.from_string(template).render(messages=messages, add_generation_prompt=True,
-                                            bos_token="", eos_token="")
+    return render_messages(messages, template)
 
 
 def encode_prompt(tokenizer, text: str, chat: bool) -> list[int]:

@@ -248,12 +248,11 @@ class HFModel(LanguageModel):
 
 
 def _slice_large_output_layer(model) -> None:
-    """Swap a large output layer (Gemma 3: 262k x 640 fp32, 671 MB) for `VocabSlicedLinear`.
+    """Swap a large output layer (Gemma 3's 262k x 640 weight) for `VocabSlicedLinear`.
 
     On CPU, torch's matmul of a few rows against such a weight streams it from memory once per
-    3 rows: Gemma 3's output layer takes 24 ms for 1 row, 48 ms for 4 and 79 ms for 8. Slices
-    of the vocabulary small enough to stay in cache read it once: 36 and 43 ms for 4 and 8.
-    That is most of the cost of verifying several tokens in one pass.
+    few rows, and that is most of the cost of verifying several tokens in one pass; slices of
+    the vocabulary small enough to stay in cache read it once.
     """
     import torch
 

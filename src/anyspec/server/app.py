@@ -21,15 +21,22 @@ from dataclasses import dataclass, field
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..config import METHODS
 from ..engine import Generation
 from ..errors import AnyspecError
-from ..proposers import METHODS
 from . import protocol as P
 from .metrics import ServerMetrics
-from .templates import PLAIN_TEMPLATE, TemplateError, choose_template, render_chat, stop_strings
+from .templates import (
+    PLAIN_TEMPLATE,
+    TemplateError,
+    choose_template,
+    render_chat,
+    stop_strings,
+)
 from .worker import Worker, method_problems
 
 log = logging.getLogger("anyspec.server")
@@ -106,8 +113,8 @@ def create_app(worker: Worker, config: ServerConfig) -> FastAPI:
 
     @app.get("/metrics")
     async def metrics_text():
-        return PlainTextResponse(metrics.render(worker.running, worker.waiting, worker.max_queue),
-                                 media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(metrics.render(worker.running, worker.waiting, worker.max_queue),
+                        media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models")
     async def models(request: Request):

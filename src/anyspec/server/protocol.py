@@ -1,17 +1,32 @@
 """The OpenAI wire format: checking request bodies and shaping responses.
 
-Pure functions of plain dicts, no models, so every rule is unit-tested without loading
-anything. A bad request raises RequestError, which the app turns into the OpenAI error shape
-{"error": {"message", "type", "param", "code"}} naming the field at fault.
+Request bodies are checked by pydantic models, with no language model involved, so every rule
+is unit-tested without loading anything. A bad request raises RequestError, which the app
+turns into the OpenAI error shape {"error": {"message", "type", "param", "code"}} naming the
+field at fault.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    WrapValidator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from ..errors import AnyspecError
 from ..sampling import SamplingParams
@@ -41,10 +56,6 @@ NEUTRAL = {
     "response_format": (None, {"type": "text"}),
     "store": (None, False),
 }
-ACCEPTED_ANYWHERE = {"model", "max_tokens", "temperature", "top_p", "top_k", "seed", "stop", "n",
-                     "stream", "stream_options", "speculative", "user"}  # user: an id, no effect
-COMPLETION_FIELDS = ACCEPTED_ANYWHERE | {"prompt"}
-CHAT_FIELDS = ACCEPTED_ANYWHERE | {"messages", "max_completion_tokens"}
 CHAT_ROLES = ("system", "developer", "user", "assistant")
 
 
@@ -105,7 +116,7 @@ class GenerationRequest:
         return SamplingParams(s.temperature, s.top_k, s.top_p, seed)
 
 
-# --- parsing ---------------------------------------------------------------------------------
+# --- the body as JSON ------------------------------------------------------------------------
 
 def parse_json_body(raw: bytes) -> dict:
     def no_constants(name: str):
@@ -170,34 +181,238 @@ def _too_deep(path: str | None) -> RequestError:
                      "objects are accepted", "invalid_json")
 
 
+# --- request bodies: the schema --------------------------------------------------------------
+# Every error a field can have ends up as one naming it, worded for the client (expect()):
+# "max_tokens must be an integer from 1 to 4096, got a string". Values that depend on what is
+# served (the context, the methods) are checked against the Limits given as validation context.
+
+OWN_ERRORS = {"expected", "unknown_field", "refused", "missing"}  # already name the field at fault
+
+
+def expect(what: str, within: str | None = None, whole: bool = False, quote: bool = False) -> WrapValidator:
+    """Turn any error of a field into "<field> must be <what>, got <what was sent>".
+
+    `within`: a Limits field the value must be in (a tuple) or at most (a number); `what` may
+    name Limits fields as {n_ctx}. An error of a field inside the value (a message's role) is
+    passed on as it is, unless `whole`. `quote`: show a short string as sent."""
+    def validate(value, handler, info: ValidationInfo):
+        try:
+            checked = handler(value)
+        except ValidationError as e:
+            if not whole and e.errors()[0]["type"] in OWN_ERRORS:
+                raise
+        else:
+            bound = getattr(info.context, within) if within else None
+            if bound is None or (checked in bound if isinstance(bound, tuple) else checked <= bound):
+                return checked
+        got = json.dumps(value) if quote and isinstance(value, str) and len(value) <= 64 else _json_type(value)
+        raise PydanticCustomError("expected", f"must be {_fill(what, info.context)}, got {got}")
+
+    return WrapValidator(validate)
+
+
+def refused(message: str, field: str | None = None, code: str | None = None) -> PydanticCustomError:
+    """A value the server does not take although it is of the right type. `field`: the field
+    at fault, when an object refuses one of its own."""
+    return PydanticCustomError("refused", message, {"field": field, "code": code})
+
+
+def _fill(text: str, limits: Limits) -> str:
+    """`text` with {n_ctx}, {methods}, ... replaced by what the server serves."""
+    for name, value in vars(limits).items():
+        text = text.replace("{" + name + "}", ", ".join(value) if isinstance(value, tuple) else str(value))
+    return text
+
+
+def _integral(value):
+    return int(value) if isinstance(value, float) and value.is_integer() else value  # 16.0 is 16 in JSON
+
+
+def _served(model: str, info: ValidationInfo) -> str:
+    if model not in info.context.models:
+        raise PydanticCustomError("model_not_found", f"the model '{model}' does not exist on this server; "
+                                                     f"it serves: {', '.join(info.context.models)}")
+    return model
+
+
+def _runnable(method: str, info: ValidationInfo) -> str:
+    if method in info.context.unavailable:
+        raise refused(f"method {method} cannot run on this server: {info.context.unavailable[method]}")
+    return method
+
+
+def _one_prompt(prompt, info: ValidationInfo) -> str | list[int]:
+    if isinstance(prompt, str):
+        return prompt
+    if not prompt:
+        raise refused("prompt is an empty list; give a string or a list of token ids")
+    if isinstance(prompt[0], str):
+        if len(prompt) > 1:
+            raise refused(f"a batch of {len(prompt)} prompts is not supported; send one prompt per "
+                          "request (use n for several completions)")
+        return prompt[0]
+    if isinstance(prompt[0], list):
+        raise refused("a batch of token-id prompts is not supported; send one prompt per request")
+    vocab_size = info.context.vocab_size
+    for token in prompt:
+        if not 0 <= token < vocab_size:
+            raise refused(f"token id {token} is outside the vocabulary (0 to {vocab_size - 1})")
+    return prompt
+
+
+Int = Annotated[int, BeforeValidator(_integral)]
+Tokens = Annotated[Int, Field(ge=1), expect("an integer from 1 to {n_ctx}", within="n_ctx")]
+
+
+class JSONObject(BaseModel):
+    """A JSON object: a field sent as null counts as absent; one the object lacks is refused."""
+
+    model_config = ConfigDict(strict=True)  # no "8" for 8, no true for 1
+    takes: ClassVar[str]  # said of a field the object lacks
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data):
+        if not isinstance(data, dict):
+            return data  # the field holding this object says what it must be
+        for name, value in data.items():
+            if name not in cls.model_fields and (error := cls._not_a_field(name, value)):
+                raise error
+        return {name: value for name, value in data.items() if value is not None and name in cls.model_fields}
+
+    @classmethod
+    def _not_a_field(cls, name: str, value) -> PydanticCustomError | None:
+        """The error for a field the object lacks; None: leave it out."""
+        return PydanticCustomError("unknown_field", cls.takes, {"field": name})
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(strict=True)
+    type: Literal["text"]
+    text: str
+
+
+class Message(JSONObject):
+    takes = "is not supported (tool calls and other message fields are not); give role and content"
+    role: Annotated[Literal[CHAT_ROLES], expect(f"one of {', '.join(CHAT_ROLES)}", quote=True)]
+    content: Annotated[  # a string is one text part
+        list[Annotated[TextPart, expect('a text part ({"type": "text", "text": "..."}); only text is supported',
+                                        whole=True)]],
+        Field(min_length=1),
+        BeforeValidator(lambda content: [{"type": "text", "text": content}] if isinstance(content, str) else content),
+        expect("a string or a non-empty list of text parts")]
+    name: Annotated[str, expect("a string")] | None = None  # passed to the template, which may use it
+
+    def for_template(self) -> dict:
+        text = "".join(part.text for part in self.content)
+        return {"role": self.role, "content": text} | ({} if self.name is None else {"name": self.name})
+
+
+class StreamOptions(JSONObject):
+    takes = "is unknown; stream_options takes include_usage"
+    include_usage: Annotated[bool, expect("true or false")] = False
+
+
+class Speculative(JSONObject):
+    """The per-request extension {"speculative": {"method": ..., "draft_length": ...}}."""
+
+    takes = "is unknown; speculative takes method and draft_length"
+    method: Annotated[str, expect("one of {methods} on this server", within="methods", quote=True),
+                      AfterValidator(_runnable)] | None = None
+    draft_length: Annotated[Annotated[int, Field(ge=1, le=MAX_DRAFT_LENGTH)] | Literal[DRAFT_LENGTH_NAMES],
+                            expect(f'"auto", "adaptive" or an integer from 1 to {MAX_DRAFT_LENGTH}',
+                                   quote=True)] | None = None
+
+
+class RequestBody(JSONObject):
+    """What completions and chat completions share."""
+
+    model: Annotated[str, expect("a string"), AfterValidator(_served),
+                     Field(description="this server serves: {models}")]
+    max_tokens: Tokens | None = None  # None: the server's default, cut to the context left
+    temperature: Annotated[float, Field(ge=0, le=2, allow_inf_nan=False), expect("a number from 0 to 2")] = 1.0
+    top_p: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False),
+                     expect("a number greater than 0 and at most 1")] = 1.0
+    top_k: Annotated[Int, Field(ge=0), expect("an integer >= 0")] = 0
+    seed: Annotated[Int, Field(ge=0, le=MAX_SEED), expect(f"an integer from 0 to {MAX_SEED}")] | None = None
+    stop: Annotated[list[str], Field(max_length=MAX_STOP),
+                    BeforeValidator(lambda stop: [stop] if isinstance(stop, str) else stop),
+                    expect(f"a string or a list of at most {MAX_STOP} strings")] = []
+    n: Annotated[Int, Field(ge=1), expect("an integer from 1 to {max_n}", within="max_n")] = 1
+    stream: Annotated[bool, expect("true or false")] = False
+    stream_options: Annotated[StreamOptions, expect('{"include_usage": true|false}')] | None = None
+    speculative: Annotated[Speculative, expect('an object: {"method": "...", "draft_length": 4}')] | None = None
+    user: Annotated[str, expect("a string (an id for the end user)")] | None = None  # no effect
+
+    @classmethod
+    def _not_a_field(cls, name: str, value) -> PydanticCustomError | None:
+        if name not in NEUTRAL:
+            return PydanticCustomError(
+                "unknown_field", "is an unknown or unsupported parameter; this server accepts: "
+                + ", ".join(sorted(cls.model_fields)), {"field": name, "code": "unsupported_parameter"})
+        if any(_same(value, off) for off in NEUTRAL[name]):
+            return None
+        off = " or ".join(json.dumps(v) for v in NEUTRAL[name])
+        return refused(f"{name} is not supported by this server (only {off} is accepted, which means off)",
+                       name, "unsupported_parameter")
+
+    @model_validator(mode="after")
+    def _stream_options_need_stream(self):
+        """A usage chunk ends a stream only when asked, as OpenAI does (a chunk with no choices
+        breaks clients that read chunk.choices[0] from every chunk)."""
+        if self.stream_options is not None and not self.stream:
+            raise refused("stream_options is only allowed with stream: true", "stream_options")
+        return self
+
+    def request(self, kind: str, **fields) -> GenerationRequest:
+        spec = self.speculative or Speculative()
+        return GenerationRequest(
+            kind=kind, model=self.model, sampling=SamplingParams(self.temperature, self.top_k, self.top_p, self.seed),
+            stop=[s for s in self.stop if s], n=self.n, stream=self.stream,
+            include_usage=self.stream_options is not None and self.stream_options.include_usage,
+            method=spec.method, draft_length=spec.draft_length, **fields)
+
+
+class CompletionBody(RequestBody):
+    prompt: Annotated[str | list[str] | list[list] | list[StrictInt], expect("a string or a list of token ids"),
+                      AfterValidator(_one_prompt), Field(description="a string, or a list of token ids")]
+
+
+class ChatBody(RequestBody):
+    messages: Annotated[list[Annotated[Message, expect("an object with role and content")]],
+                        Field(min_length=1, description="a list of {role, content} objects"),
+                        expect("a non-empty list of {role, content} objects")]
+    max_completion_tokens: Tokens | None = None  # wins over max_tokens
+
+
 def parse_completion(body: dict, limits: Limits) -> GenerationRequest:
-    _check_fields(body, COMPLETION_FIELDS)
-    req = _parse_common(body, limits, "completion")
-    req.prompt = _prompt(body, limits)
-    req.max_tokens = _int(body, "max_tokens", 1, limits.n_ctx)
-    return req
+    b = _validate(CompletionBody, body, limits)
+    return b.request("completion", prompt=b.prompt, max_tokens=b.max_tokens)
 
 
 def parse_chat(body: dict, limits: Limits) -> GenerationRequest:
-    _check_fields(body, CHAT_FIELDS)
-    req = _parse_common(body, limits, "chat")
-    req.messages = _messages(body)
-    mct = _int(body, "max_completion_tokens", 1, limits.n_ctx)
-    req.max_tokens = mct if mct is not None else _int(body, "max_tokens", 1, limits.n_ctx)
-    return req
+    b = _validate(ChatBody, body, limits)
+    max_tokens = b.max_tokens if b.max_completion_tokens is None else b.max_completion_tokens
+    return b.request("chat", messages=[m.for_template() for m in b.messages], max_tokens=max_tokens)
 
 
-def _check_fields(body: dict, allowed: set[str]) -> None:
-    for name, value in body.items():
-        if name in allowed:
-            continue
-        if name in NEUTRAL:
-            if not any(_same(value, v) for v in NEUTRAL[name]):
-                raise bad(name, f"{name} is not supported by this server (only "
-                                f"{_neutral_text(name)} is accepted, which means off)", "unsupported_parameter")
-            continue
-        raise bad(name, f"unknown or unsupported parameter '{name}'; this server accepts: "
-                        f"{', '.join(sorted(allowed))}", "unsupported_parameter")
+def _validate(schema: type[RequestBody], body: dict, limits: Limits) -> RequestBody:
+    """The body as `schema`, or a RequestError for its first error, naming the field."""
+    try:
+        return schema.model_validate(body, context=limits)
+    except ValidationError as e:
+        error = e.errors(include_url=False)[0]
+    kind, message, ctx = error["type"], error["msg"], error.get("ctx") or {}
+    loc = error["loc"] + ((ctx["field"],) if ctx.get("field") else ())
+    param = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in loc).lstrip(".") or None
+    if kind == "model_not_found":
+        raise RequestError(404, message, "model", "model_not_found")
+    if kind == "missing":
+        what = schema.model_fields[loc[0]].description if len(loc) == 1 else None
+        message = "is required" + (f" ({_fill(what, limits)})" if what else "")
+    if kind != "refused":
+        message = f"{param} {message}"
+    raise bad(param, message, ctx.get("code"))
 
 
 def _same(a, b) -> bool:
@@ -205,200 +420,6 @@ def _same(a, b) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
     return a == b
-
-
-def _neutral_text(name: str) -> str:
-    return " or ".join(json.dumps(v) for v in NEUTRAL[name])
-
-
-def _parse_common(body: dict, limits: Limits, kind: str) -> GenerationRequest:
-    model = body.get("model")
-    if model is None:
-        raise bad("model", f"model is required; this server serves: {', '.join(limits.models)}")
-    if not isinstance(model, str):
-        raise bad("model", f"model must be a string, got {_json_type(model)}")
-    if model not in limits.models:
-        raise RequestError(404, f"the model '{model}' does not exist on this server; it serves: "
-                                f"{', '.join(limits.models)}", "model", "model_not_found")
-    temperature = _number(body, "temperature", 0.0, 2.0, default=1.0)
-    top_p = _number(body, "top_p", 0.0, 1.0, default=1.0, low_open=True)
-    top_k = _int(body, "top_k", 0, None, default=0)
-    seed = _int(body, "seed", 0, MAX_SEED)
-    method, draft_length = _speculative(body, limits)
-    stream = _bool(body, "stream", False)
-    user = body.get("user")
-    if user is not None and not isinstance(user, str):
-        raise bad("user", f"user must be a string (an id for the end user), got {_json_type(user)}")
-    return GenerationRequest(
-        kind=kind, model=model, sampling=SamplingParams(temperature, top_k, top_p, seed),
-        stop=_stop(body), n=_int(body, "n", 1, limits.max_n, default=1), stream=stream,
-        include_usage=_stream_options(body, stream), method=method, draft_length=draft_length)
-
-
-def _prompt(body: dict, limits: Limits) -> str | list[int]:
-    if "prompt" not in body or body["prompt"] is None:
-        raise bad("prompt", "prompt is required (a string, or a list of token ids)")
-    prompt = body["prompt"]
-    if isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
-        if len(prompt) > 1:
-            raise bad("prompt", f"a batch of {len(prompt)} prompts is not supported; send one "
-                                "prompt per request (use n for several completions)")
-        return prompt[0]
-    if isinstance(prompt, list) and prompt and all(_is_int(t) for t in prompt):
-        out_of_range = [t for t in prompt if not 0 <= t < limits.vocab_size]
-        if out_of_range:
-            raise bad("prompt", f"token id {out_of_range[0]} is outside the vocabulary "
-                                f"(0 to {limits.vocab_size - 1})")
-        return list(prompt)
-    if isinstance(prompt, list) and prompt and all(isinstance(p, list) for p in prompt):
-        raise bad("prompt", "a batch of token-id prompts is not supported; send one prompt per request")
-    if isinstance(prompt, list) and not prompt:
-        raise bad("prompt", "prompt is an empty list; give a string or a list of token ids")
-    raise bad("prompt", f"prompt must be a string or a list of token ids, got {_json_type(prompt)}")
-
-
-def _messages(body: dict) -> list[dict]:
-    messages = body.get("messages")
-    if messages is None:
-        raise bad("messages", "messages is required: a list of {role, content} objects")
-    if not isinstance(messages, list):
-        raise bad("messages", f"messages must be a list, got {_json_type(messages)}")
-    if not messages:
-        raise bad("messages", "messages is empty; give at least one message")
-    out = []
-    for i, m in enumerate(messages):
-        where = f"messages[{i}]"
-        if not isinstance(m, dict):
-            raise bad(where, f"{where} must be an object with role and content, got {_json_type(m)}")
-        extra = set(m) - {"role", "content", "name"}
-        if extra:
-            raise bad(f"{where}.{sorted(extra)[0]}", f"{where}.{sorted(extra)[0]} is not supported "
-                      "(tool calls and other message fields are not); give role and content")
-        role = m.get("role")
-        if role not in CHAT_ROLES:
-            raise bad(f"{where}.role", f"{where}.role must be one of {', '.join(CHAT_ROLES)}, got "
-                                       f"{json.dumps(role)}")
-        message = {"role": role, "content": _content(m.get("content"), f"{where}.content")}
-        if m.get("name") is not None:  # passed to the template, which may use it
-            if not isinstance(m["name"], str):
-                raise bad(f"{where}.name", f"{where}.name must be a string, got {_json_type(m['name'])}")
-            message["name"] = m["name"]
-        out.append(message)
-    return out
-
-
-def _content(content, where: str) -> str:
-    """A message's text: a string, or a list of text parts joined (images etc. are refused)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list) and content:
-        texts = []
-        for j, part in enumerate(content):
-            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise bad(f"{where}[{j}]", f"{where}[{j}] must be a text part "
-                                           '({"type": "text", "text": "..."}); only text is supported')
-            texts.append(part["text"])
-        return "".join(texts)
-    raise bad(where, f"{where} must be a string or a non-empty list of text parts, got "
-                     f"{_json_type(content)}")
-
-
-def _stop(body: dict) -> list[str]:
-    stop = body.get("stop")
-    if stop is None:
-        return []
-    if isinstance(stop, str):
-        stop = [stop]
-    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-        raise bad("stop", f"stop must be a string or a list of strings, got {_json_type(body['stop'])}")
-    if len(stop) > MAX_STOP:
-        raise bad("stop", f"stop takes at most {MAX_STOP} strings, got {len(stop)}")
-    return [s for s in stop if s]
-
-
-def _stream_options(body: dict, stream: bool) -> bool:
-    """Whether to end a stream with a usage chunk: only when asked, as OpenAI does (a chunk
-    with no choices breaks clients that read chunk.choices[0] from every chunk)."""
-    options = body.get("stream_options")
-    if options is None:
-        return False
-    if not stream:
-        raise bad("stream_options", "stream_options is only allowed with stream: true")
-    if not isinstance(options, dict) or set(options) - {"include_usage"}:
-        raise bad("stream_options", 'stream_options must be {"include_usage": true|false}')
-    include = options.get("include_usage", False)
-    if include is not None and not isinstance(include, bool):
-        raise bad("stream_options.include_usage", "stream_options.include_usage must be true or false")
-    return bool(include)
-
-
-def _speculative(body: dict, limits: Limits) -> tuple[str | None, int | str | None]:
-    """The per-request extension {"speculative": {"method": ..., "draft_length": ...}}."""
-    spec = body.get("speculative")
-    if spec is None:
-        return None, None
-    if not isinstance(spec, dict):
-        raise bad("speculative", 'speculative must be an object: {"method": "...", "draft_length": 4}')
-    extra = set(spec) - {"method", "draft_length"}
-    if extra:
-        raise bad(f"speculative.{sorted(extra)[0]}", f"speculative.{sorted(extra)[0]} is unknown; "
-                                                     "speculative takes method and draft_length")
-    method = spec.get("method")
-    if method is not None and method not in limits.methods:
-        raise bad("speculative.method", f"speculative.method must be one of "
-                                        f"{', '.join(limits.methods)} on this server, got {json.dumps(method)}")
-    if method in limits.unavailable:
-        raise bad("speculative.method", f"method {method} cannot run on this server: "
-                                        f"{limits.unavailable[method]}")
-    k = spec.get("draft_length")
-    if k is not None and k not in DRAFT_LENGTH_NAMES and not (_is_int(k) and 1 <= k <= MAX_DRAFT_LENGTH):
-        raise bad("speculative.draft_length", f'speculative.draft_length must be "auto", "adaptive" '
-                                              f"or an integer from 1 to {MAX_DRAFT_LENGTH}, got {json.dumps(k)}")
-    return method, k
-
-
-# --- typed fields ----------------------------------------------------------------------------
-
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _int(body: dict, name: str, low: int, high: int | None, default: int | None = None) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return default
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # 16.0 is an integer in JSON's eyes
-    span = f"from {low} to {high}" if high is not None else f">= {low}"
-    if not _is_int(value):
-        raise bad(name, f"{name} must be an integer {span}, got {_json_type(value)}")
-    if value < low or (high is not None and value > high):
-        raise bad(name, f"{name} must be an integer {span}, got {value}")
-    return value
-
-
-def _number(body: dict, name: str, low: float, high: float, default: float,
-            low_open: bool = False) -> float:
-    value = body.get(name)
-    if value is None:
-        return default
-    span = f"{'greater than' if low_open else 'from'} {low:g} {'and at most' if low_open else 'to'} {high:g}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise bad(name, f"{name} must be a number {span}, got {_json_type(value)}")
-    if value < low or value > high or (low_open and value == low):
-        raise bad(name, f"{name} must be a number {span}, got {value}")
-    return float(value)
-
-
-def _bool(body: dict, name: str, default: bool) -> bool:
-    value = body.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise bad(name, f"{name} must be true or false, got {_json_type(value)}")
-    return value
 
 
 def _json_type(value) -> str:
@@ -411,7 +432,7 @@ def _json_type(value) -> str:
     if isinstance(value, str):
         return "a string"
     if isinstance(value, list):
-        return "a list"
+        return "a list" if value else "an empty list"
     if isinstance(value, dict):
         return "an object"
     return type(value).__name__

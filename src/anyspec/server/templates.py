@@ -1,5 +1,9 @@
 """Chat messages -> one prompt string, with the target's chat template or a plain one.
 
+The one renderer of chat templates: the server's chat requests and the bench's conversations
+(anyspec.bench.data) both go through render_chat, so this module imports nothing of the server
+(only jinja2, when rendering).
+
 A base model such as the embedded Gemma 3 270M has no chat template. For it the server uses
 PLAIN_TEMPLATE:
 
