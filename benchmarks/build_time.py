@@ -14,8 +14,8 @@ import statistics
 import time
 
 from anyspec.cli import configure_process
-from anyspec.models.registry import load_model
 from anyspec.config import CROSS_VOCABULARY, GeneratorConfig
+from anyspec.models.registry import load_model
 
 
 def main() -> None:

@@ -21,8 +21,8 @@ import anyspec.proposers.draft_chain as draft_chain_module
 import anyspec.proposers.retokenize as retokenize
 from anyspec.bench.data import read_questions, select_questions
 from anyspec.cli import configure_process
-from anyspec.models.registry import load_model
 from anyspec.config import GeneratorConfig
+from anyspec.models.registry import load_model
 from anyspec.sampling import SamplingParams
 
 spent = collections.Counter()  # part -> seconds, forward passes excluded

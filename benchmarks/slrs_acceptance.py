@@ -21,9 +21,9 @@ import math
 import numpy as np
 
 from anyspec.bench.data import read_questions, select_questions
+from anyspec.config import GeneratorConfig
 from anyspec.engine import SpeculativeGenerator
 from anyspec.models.registry import load_model
-from anyspec.config import GeneratorConfig
 from anyspec.proposers.string_rejection import StringRejectionProposer
 from anyspec.sampling import SamplingParams, target_probs
 

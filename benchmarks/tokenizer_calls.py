@@ -16,9 +16,8 @@ import time
 
 from anyspec.bench.data import read_questions, select_questions
 from anyspec.cli import configure_process
-from anyspec.engine import SpeculativeGenerator
-from anyspec.models.registry import load_model
 from anyspec.config import GeneratorConfig
+from anyspec.models.registry import load_model
 from anyspec.sampling import SamplingParams
 
 

@@ -18,9 +18,9 @@ import argparse
 
 from anyspec.bench.data import read_questions, select_questions
 from anyspec.cli import configure_process
+from anyspec.config import GeneratorConfig
 from anyspec.engine import SpeculativeGenerator
 from anyspec.models.registry import load_model
-from anyspec.config import GeneratorConfig
 from anyspec.proposers.tree import DraftProbability
 from anyspec.sampling import SamplingParams
 

@@ -5,8 +5,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from anyspec.control import (AdaptiveDraftLength, CostAwareDraftLength, draft_stop_below,
-                             make_controller)
+from anyspec.control import (
+    AdaptiveDraftLength,
+    CostAwareDraftLength,
+    draft_stop_below,
+    make_controller,
+)
 from anyspec.errors import AnyspecError
 from anyspec.models.base import ForwardCosts
 

@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
-
-from anyspec.errors import AnyspecError
 from scipy.stats import chisquare
 
+from anyspec.errors import AnyspecError
 from anyspec.sampling import SamplingParams, sample, target_probs
 
 
@@ -35,7 +34,8 @@ def test_top_p_on_a_large_vocabulary_matches_full_sort():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=50_000) * 0.5  # flat: the nucleus is wider than the head
     q = target_probs(logits, SamplingParams(temperature=1.0, top_p=0.9))
-    full = np.exp(logits - logits.max()); full /= full.sum()
+    full = np.exp(logits - logits.max())
+    full /= full.sum()
     order = np.argsort(-full)
     n = int(np.searchsorted(np.cumsum(full[order]), 0.9)) + 1
     assert set(np.flatnonzero(q)) == set(order[:n].tolist())

@@ -12,8 +12,13 @@ from . import __version__
 from .bench.cli import add_bench_parser, cmd_bench
 from .errors import AnyspecError
 from .models.registry import EMBEDDED
-from .options import (add_model_options, add_sampling_options, generator_config, load_models,
-                      sampling_params)
+from .options import (
+    add_model_options,
+    add_sampling_options,
+    generator_config,
+    load_models,
+    sampling_params,
+)
 from .server.cli import add_serve_parser, cmd_serve
 
 

@@ -17,8 +17,8 @@ context limits), streaming and per-round statistics live here and nowhere else.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 

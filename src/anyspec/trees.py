@@ -4,7 +4,7 @@ in one pass and the verifier that walks them; it depends on nothing else in anys
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def children_of(parents: Sequence[int]) -> list[list[int]]:

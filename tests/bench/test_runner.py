@@ -6,8 +6,13 @@ import json
 import pytest
 
 from anyspec.bench import runner
-from anyspec.bench.data import (Question, conversation_prompt, read_questions, render_chat,
-                                select_questions)
+from anyspec.bench.data import (
+    Question,
+    conversation_prompt,
+    read_questions,
+    render_chat,
+    select_questions,
+)
 from anyspec.bench.report import compare, write_report
 from anyspec.errors import AnyspecError
 
@@ -175,9 +180,10 @@ def test_chat_template_is_rendered_without_bos():
 def test_engine_method_records_rounds_and_times_out():
     """On the enumerable toy models: per-round lists agree with the engine's totals, sd's
     greedy output equals ar's, and a sample past its time limit raises SampleTimeout."""
+    from synthetic import ToyModel, ToyTokenizer
+
     from anyspec.config import GeneratorConfig
     from anyspec.sampling import SamplingParams
-    from synthetic import ToyModel, ToyTokenizer
 
     tok = ToyTokenizer(list("abcdefgh "))
     target, draft = ToyModel(tok, seed=1, sharpness=3.0), ToyModel(tok, seed=1, sharpness=2.5)

@@ -6,12 +6,12 @@ intersection and draft re-synchronisation after partial acceptance.
 
 import numpy as np
 import pytest
-
-from anyspec.engine import SpeculativeGenerator
-from anyspec.config import GeneratorConfig
-from anyspec.sampling import SamplingParams
 from laws import exact_sequence_law, law_pvalue
 from synthetic import ToyModel, ToyTokenizer
+
+from anyspec.config import GeneratorConfig
+from anyspec.engine import SpeculativeGenerator
+from anyspec.sampling import SamplingParams
 
 TARGET_PIECES = ["a", "b", "c", "ab", "ca", " "]
 DRAFT_PIECES = ["a", "b", "c", "bc", "abc", " a", " "]

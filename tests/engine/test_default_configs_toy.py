@@ -9,17 +9,17 @@ draft distribution (sd, tli, slrs). The last test plants that bug and checks the
 
 import numpy as np
 import pytest
+from laws import exact_sequence_law, law_pvalue
+from synthetic import ToyModel, ToyTokenizer
 
+from anyspec.config import GeneratorConfig
 from anyspec.control import draft_stop_below
 from anyspec.engine import SpeculativeGenerator
-from anyspec.config import GeneratorConfig
 from anyspec.proposers import Proposal
 from anyspec.proposers.draft_chain import draft_chain
 from anyspec.sampling import SamplingParams
 from anyspec.verify import DenseLaw
 from anyspec.verify.chain import verify_chain
-from laws import exact_sequence_law, law_pvalue
-from synthetic import ToyModel, ToyTokenizer
 
 SAME_PIECES = ["a", "b", "c", "d"]
 TARGET_PIECES = ["a", "b", "c", "ab", "ca", " "]

@@ -6,14 +6,14 @@ stopping) keeps the target's law over multi-token outputs, not just the first to
 
 import numpy as np
 import pytest
+from laws import exact_sequence_law, three_token_law_pvalue
 from scipy.stats import chisquare
+from synthetic import ToyModel, ToyTokenizer
 
 from anyspec.engine import SpeculativeGenerator
 from anyspec.errors import AnyspecError, ContextOverflowError
 from anyspec.proposers.draft_chain import DraftChainProposer
 from anyspec.sampling import SamplingParams, target_probs
-from laws import exact_sequence_law, three_token_law_pvalue
-from synthetic import ToyModel, ToyTokenizer
 
 PIECES = ["a", "b", "c", "d"]
 

@@ -5,11 +5,11 @@ for token, on Spec-Bench prompts from every category; sampled first tokens follo
 import numpy as np
 import pytest
 from scipy.stats import chisquare
-
-from anyspec.engine import SpeculativeGenerator
-from anyspec.config import GeneratorConfig
-from anyspec.sampling import SamplingParams, target_probs
 from spec_bench import spec_bench_prompts
+
+from anyspec.config import GeneratorConfig
+from anyspec.engine import SpeculativeGenerator
+from anyspec.sampling import SamplingParams, target_probs
 
 pytestmark = pytest.mark.slow
 

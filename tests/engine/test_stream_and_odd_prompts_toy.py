@@ -8,11 +8,11 @@
 
 import numpy as np
 import pytest
-
-from anyspec.engine import SpeculativeGenerator
-from anyspec.config import GeneratorConfig
-from anyspec.sampling import SamplingParams
 from synthetic import ToyModel, ToyTokenizer
+
+from anyspec.config import GeneratorConfig
+from anyspec.engine import SpeculativeGenerator
+from anyspec.sampling import SamplingParams
 
 SAME_PIECES = ["a", "b", "c", "d", " ", ""]  # the last: a control token, no text
 TARGET_PIECES = ["a", "b", "c", "ab", "ca", " ", ""]

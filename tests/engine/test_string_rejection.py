@@ -5,8 +5,8 @@ vocabularies. Greedy slrs proposes as slem does."""
 import numpy as np
 import pytest
 
-from anyspec.engine import SpeculativeGenerator
 from anyspec.config import GeneratorConfig
+from anyspec.engine import SpeculativeGenerator
 from anyspec.proposers.string_rejection import SparseLaw, proposal_law
 
 pytestmark = pytest.mark.slow  # the real models
@@ -135,8 +135,12 @@ def test_greedy_slrs_proposes_as_slem(gemma_llamacpp, smollm_llamacpp):
     for method in ("slem", "slrs"):
         proposer = GeneratorConfig(method=method).proposer(gemma_llamacpp, smollm_llamacpp)
         proposals = []
-        propose = proposer.propose
-        proposer.propose = lambda *args: proposals.append(propose(*args)) or proposals[-1]
+
+        def recorded(*args, propose=proposer.propose, proposals=proposals):
+            proposals.append(propose(*args))
+            return proposals[-1]
+
+        proposer.propose = recorded
         out = SpeculativeGenerator(gemma_llamacpp, proposer, 4).generate(prompt, 32)
         runs[method] = (out.token_ids, [(p.tokens, p.laws) for p in proposals])
     assert runs["slrs"] == runs["slem"]

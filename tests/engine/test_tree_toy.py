@@ -3,16 +3,16 @@ enumerated: the tree pass, the walk, the commit and the caches must keep the tar
 
 import numpy as np
 import pytest
+from laws import three_token_law_pvalue
+from synthetic import ToyModel, ToyTokenizer
 
+from anyspec.config import GeneratorConfig
 from anyspec.engine import SpeculativeGenerator
 from anyspec.errors import AnyspecError
-from anyspec.config import GeneratorConfig
 from anyspec.proposers.draft_chain import DraftChainProposer
 from anyspec.proposers.tree import DraftTree, confirmed_branch, grow_tree
 from anyspec.sampling import SamplingParams
 from anyspec.trees import depths
-from laws import three_token_law_pvalue
-from synthetic import ToyModel, ToyTokenizer
 
 PIECES = ["a", "b", "c", "d", "e"]
 

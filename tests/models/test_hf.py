@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+from anyspec.config import GeneratorConfig
 from anyspec.errors import AnyspecError
 from anyspec.models.hf import HFModel, _model_dir
-from anyspec.config import GeneratorConfig
 
 ATOL = 3e-4  # fp32 on CPU: only the order of sums differs between splits (seen: 1.3e-4)
 PROMPT = ("The quick brown fox jumps over the lazy dog. In 1984, researchers at the "

@@ -8,9 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 from serving import metrics_samples
 
+from anyspec.config import GeneratorConfig
 from anyspec.server import worker as worker_module
 from anyspec.server.app import ServerConfig, create_app
-from anyspec.config import GeneratorConfig
 from anyspec.server.worker import Worker
 
 pytestmark = pytest.mark.slow

@@ -276,10 +276,11 @@ def test_bytes_the_draft_cannot_spell_are_read_past(method):
     """The split-bytes target writes "é" as two byte tokens; the draft has no byte tokens.
     A prompt or an output holding half a character then has a byte the draft cannot spell:
     the draft reads on from after it, and the output is the target's own."""
-    from anyspec.engine import SpeculativeGenerator
-    from anyspec.config import GeneratorConfig
-    from anyspec.sampling import SamplingParams
     from toy_server import toy_models
+
+    from anyspec.config import GeneratorConfig
+    from anyspec.engine import SpeculativeGenerator
+    from anyspec.sampling import SamplingParams
 
     target, draft = toy_models(split_bytes=True)
     gen = GeneratorConfig(method=method, draft_length="adaptive").build(target, draft)

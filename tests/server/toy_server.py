@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 from fastapi.testclient import TestClient
+from synthetic import ToyModel
 
+from anyspec.config import GeneratorConfig
 from anyspec.models.base import Tokenizer
 from anyspec.server.app import ServerConfig, create_app
-from anyspec.config import GeneratorConfig
 from anyspec.server.worker import Worker
-from synthetic import ToyModel
 
 MODEL = "toy"  # the served model name
 UNKNOWN = b"?"  # the piece standing for any byte no other piece covers

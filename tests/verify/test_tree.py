@@ -10,8 +10,8 @@ import pytest
 from scipy.stats import chisquare
 
 from anyspec.sampling import SamplingParams, sample
-from anyspec.verify import DenseLaw, main_path_length, verify_tree
 from anyspec.trees import children_of
+from anyspec.verify import DenseLaw, main_path_length, verify_tree
 
 V = 4
 Q1 = np.array([0.45, 0.3, 0.15, 0.1])

@@ -9,8 +9,8 @@ import pytest
 from synthetic import ToyModel, ToyTokenizer
 
 from anyspec.bench.data import read_questions
-from anyspec.errors import AnyspecError
 from anyspec.config import GeneratorConfig
+from anyspec.errors import AnyspecError
 from anyspec.vocab import (
     DraftText,
     incomplete_utf8_tail,

@@ -17,15 +17,15 @@ import platform
 import sys
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .. import __version__
+from ..config import METHODS, GeneratorConfig
 from ..engine import SpeculativeGenerator
 from ..errors import AnyspecError, require
 from ..models.registry import load_model
-from ..config import METHODS, GeneratorConfig
 from ..sampling import SamplingParams
 from .data import Question, conversation_prompt, encode_prompt
 from .metrics import repetition_rate

@@ -28,9 +28,9 @@ import logging
 import os
 import threading
 import warnings
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -134,9 +134,9 @@ class LlamaCppModel(LanguageModel):
                  split_invariant: bool = True) -> None:
         super().__init__()
         require("llama_cpp", extra="llamacpp", feature="the llamacpp backend")
-        from llama_cpp import Llama
         import llama_cpp
         import llama_cpp.llama as llama_cpp_llama
+        from llama_cpp import Llama
         self._llama_cpp = llama_cpp
         _quiet_llama_cpp_logs(llama_cpp)
         path = Path(path)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..errors import AnyspecError, MissingExtraError, require
 from .base import LanguageModel
@@ -54,7 +54,7 @@ DEFAULT_TARGET = "gemma-3-270m"
 DEFAULT_DRAFT = "smollm2-135m-instruct"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def embedded_path(name: str) -> Path:
     """The file of an embedded model; a clear error with the install command if it is missing."""
     m = EMBEDDED[name]

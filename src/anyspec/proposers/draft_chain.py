@@ -9,8 +9,8 @@ top-k and top-p) verified with min(1, q/p) (Leviathan et al. 2023).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 

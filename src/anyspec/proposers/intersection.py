@@ -6,15 +6,15 @@ Verified with min(1, q/p'): lossless.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..errors import AnyspecError
 from ..models.base import LanguageModel
 from ..sampling import SamplingParams
-from ..vocab import one_to_one, per_tokenizer_pair, shared_token_map
 from ..verify.laws import DenseLaw
+from ..vocab import one_to_one, per_tokenizer_pair, shared_token_map
 from .base import Proposal
 from .draft_chain import draft_chain
 from .retokenize import DraftSide

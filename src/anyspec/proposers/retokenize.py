@@ -17,7 +17,7 @@ tree's shape, grown from the draft's probabilities, takes the place of the DTW c
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

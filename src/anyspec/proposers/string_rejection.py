@@ -39,15 +39,14 @@ the verifier its residual max(0, q - r).
 from __future__ import annotations
 
 import bisect
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..models.base import LanguageModel
 from ..sampling import SamplingParams, sample, target_probs
 from ..verify.laws import DenseLaw
-from ..vocab import (ids_by_bytes, one_to_one, per_tokenizer, per_tokenizer_pair,
-                     shared_token_map)
+from ..vocab import ids_by_bytes, one_to_one, per_tokenizer, per_tokenizer_pair, shared_token_map
 from .base import Proposal
 from .retokenize import RetokenizingProposer
 
@@ -258,7 +257,7 @@ def proposal_law(p1: np.ndarray, branches: list[tuple], spelling: np.ndarray,
     each draft id's p1 on the target id it spells, less what its branch continues into
     longer tokens, plus the two-piece masses."""
     r = np.bincount(spelt, weights=p1[spelling], minlength=vocab_size)
-    for d1, d2s, ts, mass in branches:
+    for d1, _, ts, mass in branches:
         if one_piece[d1] >= 0:  # what continues into a longer token leaves d1's token
             r[one_piece[d1]] -= mass.sum()
         np.add.at(r, ts, mass)

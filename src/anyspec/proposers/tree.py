@@ -23,8 +23,8 @@ being the draft's softmax (a value estimate only; the target checks point masses
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -120,7 +120,7 @@ class RoundCosts:
     MIN_PASSES = 3
 
     @classmethod
-    def measured(cls, draft: LanguageModel, target: LanguageModel) -> "RoundCosts | None":
+    def measured(cls, draft: LanguageModel, target: LanguageModel) -> RoundCosts | None:
         # sizes measured a few times: a prompt's prefill is a size measured once (and cold)
         def seen(costs, n: int) -> bool:
             return costs.counts.get(n, 0) >= cls.MIN_PASSES

@@ -14,8 +14,8 @@ import asyncio
 import contextlib
 import math
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import AsyncIterator
 
 from ..config import METHODS, GeneratorConfig
 from ..engine import Generation, SpeculativeGenerator

@@ -10,7 +10,7 @@ exactly as q (Leviathan et al. 2023, Chen et al. 2023).
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

@@ -12,7 +12,7 @@ Sequoia). Greedy: q is a point mass on the argmax, so accept the child equal to 
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
