@@ -129,8 +129,8 @@ class GeneratorConfig:
     def build(self, target: LanguageModel,
               draft: LanguageModel | None = None) -> SpeculativeGenerator:
         """The generator: the target, the method's proposer and the draft-length controller."""
-        return SpeculativeGenerator(target, self.proposer(target, draft),
-                                    self.validate().draft_length)
+        config = self.validate()
+        return SpeculativeGenerator(target, config.proposer(target, draft), config.draft_length)
 
 
 def _parse_tree(value: str | int | None) -> int | str | None:

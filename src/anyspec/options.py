@@ -65,7 +65,8 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
 
 
 def generator_config(args, method: str | None = None) -> GeneratorConfig:
-    """The GeneratorConfig the model options describe, validated."""
+    """The GeneratorConfig the model options describe, validated. args: the parsed options,
+    or anything with the same attributes (a bench run's saved settings)."""
     return GeneratorConfig(method=method or args.method, draft_length=args.draft_length,
                            draft_stop_below=args.draft_stop_below,
                            sampled_drafting=args.sampled_drafting, dtw_band=args.dtw_band,
@@ -73,9 +74,8 @@ def generator_config(args, method: str | None = None) -> GeneratorConfig:
                            tree=args.tree).validate()
 
 
-def sampling_params(args, seed: int | None = None) -> SamplingParams:
-    return SamplingParams(args.temperature, args.top_k, args.top_p,
-                          args.seed if seed is None else seed)
+def sampling_params(args) -> SamplingParams:
+    return SamplingParams(args.temperature, args.top_k, args.top_p, args.seed)
 
 
 def load_models(args) -> tuple:

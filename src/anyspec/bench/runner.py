@@ -20,12 +20,14 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 from .. import __version__
-from ..config import METHODS, GeneratorConfig
+from ..config import METHODS
 from ..engine import SpeculativeGenerator
 from ..errors import AnyspecError, require
 from ..models.registry import load_model
+from ..options import generator_config
 from ..sampling import SamplingParams
 from .data import Question, conversation_prompt, encode_prompt
 from .metrics import repetition_rate
@@ -114,7 +116,7 @@ def build_methods(names: list[str], s: dict) -> tuple[dict[str, Method], dict[st
         if any(METHODS[m][0] for m in engine):
             draft = load_model(s["draft"], s["draft_backend"], s["device"], s["n_ctx"], draft=True)
             models["draft"] = draft.describe()
-    config = generator_config(s)
+    config = generator_config(SimpleNamespace(**s), method="auto")  # the settings' options
     for m in engine:
         try:
             gen = config.for_method(m).build(target, draft)
@@ -134,14 +136,6 @@ def build_methods(names: list[str], s: dict) -> tuple[dict[str, Method], dict[st
         for m in peers:
             methods[m] = peer_method(m, peer)
     return methods, not_applicable, models
-
-
-def generator_config(s: dict) -> GeneratorConfig:
-    """The engine methods' shared config, from a run's settings (config.json)."""
-    return GeneratorConfig(draft_length=s["draft_length"], draft_stop_below=s["draft_stop_below"],
-                           sampled_drafting=s["sampled_drafting"], dtw_band=s["dtw_band"],
-                           min_confidence=s["min_confidence"], draft_window=s.get("draft_window"),
-                           tree=s.get("tree"))
 
 
 def peer_draft_length(settings: dict) -> str | int:

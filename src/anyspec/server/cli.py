@@ -90,7 +90,7 @@ def check_args(args):
     the methods that draft trees)."""
     if args.environment_errors:
         raise AnyspecError("; ".join(args.environment_errors))
-    config = generator_config(args, method="auto").for_method(args.method).validate()
+    config = generator_config(args, method="auto").for_method(args.method)
     for name, low in (("max_queue", 0), ("default_max_tokens", 1), ("max_n", 1), ("max_body_bytes", 1)):
         if getattr(args, name) < low:
             raise AnyspecError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
@@ -107,7 +107,7 @@ def check_args(args):
 
 def cmd_serve(args) -> int:
     require("fastapi", "uvicorn", "jinja2", extra="serve", feature="anyspec serve")
-    config = check_args(args)
+    decoding = check_args(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
     import uvicorn
 
@@ -115,7 +115,7 @@ def cmd_serve(args) -> int:
     from .worker import Worker
 
     target, draft = load_models(args)
-    worker = Worker(target, draft, config, args.max_queue)
+    worker = Worker(target, draft, decoding, args.max_queue)
     config = ServerConfig(model_name=args.served_model_name or target.name,
                           max_body_bytes=args.max_body_bytes, body_timeout=args.body_timeout,
                           default_max_tokens=args.default_max_tokens,
