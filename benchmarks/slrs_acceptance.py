@@ -24,6 +24,7 @@ from anyspec.bench.data import read_questions, select_questions
 from anyspec.config import GeneratorConfig
 from anyspec.engine import SpeculativeGenerator
 from anyspec.models.registry import load_model
+from anyspec.noise import Draws
 from anyspec.proposers.string_rejection import StringRejectionProposer
 from anyspec.sampling import SamplingParams, target_probs
 
@@ -88,7 +89,7 @@ def main() -> None:
             for name, proposer in proposers.items():
                 proposer.prefill(committed, warm=False)
                 before = rows[0]
-                proposal = proposer.propose(committed, 1, params, np.random.default_rng(i))
+                proposal = proposer.propose(committed, 1, params, Draws(i, coupled=False))
                 drafted_rows[name] += rows[0] - before
                 accepted[name].append(acceptance(proposal, q))
         print(f"question {n + 1}/{len(questions)} ({question.category}) done", flush=True)

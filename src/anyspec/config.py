@@ -39,6 +39,14 @@ METHODS = {
 }
 CROSS_VOCABULARY = ("tokentiming", "slem", "tli", "slrs")
 TREE_METHODS = ("sd", "tli", "slem", "tokentiming")  # slrs draws strings: chains only
+# how a draft that samples (sd, tli, slrs) meets the target's randomness (noise.py):
+COUPLING = {
+    "auto": "on",
+    "on": "the draft samples with the target's per-position noise and its tokens are verified "
+          "as point masses: a seed gives target-only output, whatever the method",
+    "off": "the draft samples with its own noise and min(1, q/p) verifies it (the standard "
+           "rejection rule)",
+}
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ class GeneratorConfig:
     min_confidence: float = 0.05  # tokentiming: propose while the aligned confidence stays >= it
     draft_window: int | None = None  # cross-vocabulary methods: draft tokens of a prompt read
     tree: int | str | None = None  # TREE_METHODS: a token tree of this many tokens, or "auto"
+    coupling: str = "auto"  # COUPLING
 
     def validate(self) -> GeneratorConfig:
         """The same config with draft_length and tree parsed (a number given as text becomes
@@ -74,6 +83,9 @@ class GeneratorConfig:
         if self.draft_window is not None and self.method == "sd":
             raise AnyspecError("a draft window applies to the cross-vocabulary methods "
                                f"({', '.join(CROSS_VOCABULARY)}); sd's draft reads the target's ids")
+        if self.coupling not in COUPLING:
+            raise AnyspecError(f"coupling must be one of {', '.join(COUPLING)}, "
+                               f"got {self.coupling!r}")
         tree = _parse_tree(self.tree)
         if tree is not None and self.method not in ("auto", *TREE_METHODS):
             raise AnyspecError(f"trees work with {', '.join(TREE_METHODS)}; "
@@ -130,7 +142,8 @@ class GeneratorConfig:
               draft: LanguageModel | None = None) -> SpeculativeGenerator:
         """The generator: the target, the method's proposer and the draft-length controller."""
         config = self.validate()
-        return SpeculativeGenerator(target, config.proposer(target, draft), config.draft_length)
+        return SpeculativeGenerator(target, config.proposer(target, draft), config.draft_length,
+                                    config.coupling)
 
 
 def _parse_tree(value: str | int | None) -> int | str | None:

@@ -25,6 +25,7 @@ import numpy as np
 from .control import make_controller
 from .errors import AnyspecError, ContextOverflowError
 from .models.base import LanguageModel
+from .noise import Draws
 from .proposers import NoProposer, Proposer
 from .sampling import SamplingParams, target_probs
 from .trees import depths
@@ -117,10 +118,11 @@ class SpeculativeGenerator:
     """A target model plus a proposer (None: target only) and a draft-length controller."""
 
     def __init__(self, target: LanguageModel, proposer: Proposer | None = None,
-                 draft_length: str | int = "auto") -> None:
+                 draft_length: str | int = "auto", coupling: str = "auto") -> None:
         self.target = target
         self.proposer = proposer or NoProposer()
         self.draft_length = draft_length
+        self.coupling = coupling  # config.COUPLING
         self._learning_controller = None  # auto's, kept from one prompt to the next
         target.tokenizer.bytes_table()  # built now, not in the first round
 
@@ -150,6 +152,12 @@ class SpeculativeGenerator:
         stop = [s for s in stop if s]
         return Stream(self._run(prompt_ids, max_new_tokens, sampling, stop))
 
+    def coupled(self, sampling: SamplingParams) -> bool:
+        """Whether a draft that samples shares the target's noise (noise.py)."""
+        if self.coupling == "auto":
+            return True
+        return self.coupling == "on"
+
     def _controller(self, draft: LanguageModel | None):
         """auto keeps what it measured of this pair (costs, acceptance) from one prompt to the
         next, so it can decide before the first round whether the draft is worth running; the
@@ -177,7 +185,7 @@ class SpeculativeGenerator:
         target, proposer = self.target, self.proposer
         draft = proposer.draft
         controller = self._controller(draft)
-        rng = np.random.default_rng(sampling.seed)
+        draws = Draws(sampling.seed, coupled=self.coupled(sampling))
         stats = GenerationStats(method=proposer.name)
         text = TextTracker(target.tokenizer, stop)
         eos = target.tokenizer.eos_ids
@@ -207,7 +215,7 @@ class SpeculativeGenerator:
             room = min(max_new_tokens - len(generated), target.n_ctx - len(committed))
             # a round commits drafted + 1 tokens at most: draft no more than can be kept
             k = max(0, min(controller.k(), room - 1))
-            proposal = proposer.propose(committed, k, sampling, rng)
+            proposal = proposer.propose(committed, k, sampling, draws)
             n_draft = len(proposal.tokens)
             if proposal.parents is not None and n_draft:  # a tree: one pass, one walk
                 depth = depths(proposal.parents)
@@ -216,7 +224,7 @@ class SpeculativeGenerator:
                                        f"where {room - 1} was the most asked for")
                 logits = target.tree_logits(committed, proposal.tokens, proposal.parents)
                 path, next_token = verify_tree(proposal.tokens, proposal.parents, proposal.laws,
-                                               logits, sampling, rng, q_of)
+                                               logits, sampling, draws, len(committed), q_of)
                 n_ok, n_deep = len(path), max(depth)
                 new = [proposal.tokens[i] for i in path] + [next_token]
             else:
@@ -225,7 +233,8 @@ class SpeculativeGenerator:
                 laws = None if proposal.laws is None else proposal.laws[:room - 1]
                 n_draft = len(tokens)
                 logits = target.logits(committed + tokens, n_last=n_draft + 1)
-                n_ok, next_token = verify_chain(tokens, laws, logits, sampling, rng, q_of)
+                n_ok, next_token = verify_chain(tokens, laws, logits, sampling, draws,
+                                                len(committed), q_of)
                 n_deep = n_draft
                 new = tokens[:n_ok] + [next_token]
             draft_s = (draft.counter.seconds - draft_before) if draft else 0.0

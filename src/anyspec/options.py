@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .config import METHODS, GeneratorConfig
+from .config import COUPLING, METHODS, GeneratorConfig
 from .models.registry import BACKENDS, DEFAULT_DRAFT, DEFAULT_TARGET, EMBEDDED
 from .sampling import SamplingParams
 
@@ -54,6 +54,10 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                         "each branch) and verify it in one target pass. N: N tokens; "
                         "auto: grown while the measured costs say a token pays. --draft-length "
                         "bounds its depth. Needs --target-backend hf (default: chains)")
+    p.add_argument("--coupling", default="auto", choices=list(COUPLING),
+                   help="how a draft that samples (sd, tli, slrs, sampled trees) meets the "
+                        "target's randomness. on: " + COUPLING["on"] + "; off: "
+                        + COUPLING["off"] + " (default auto: " + COUPLING["auto"] + ")")
     p.add_argument("--n-ctx", type=int, default=None, help="context size in tokens (default: the model's, at most 4096 on llamacpp)")
 
 
@@ -61,17 +65,22 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); > 0 samples")
     p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (0 = off)")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off)")
-    p.add_argument("--seed", type=int, default=None, help="same seed, same output")
+    p.add_argument("--seed", type=int, default=None,
+                   help="same seed, same output: every method, draft length and tree gives the "
+                        "text target-only decoding (--method ar) gives with this seed (with "
+                        "--coupling off, only the same method and draft lengths do)")
 
 
 def generator_config(args, method: str | None = None) -> GeneratorConfig:
     """The GeneratorConfig the model options describe, validated. args: the parsed options,
-    or anything with the same attributes (a bench run's saved settings)."""
+    or anything with the same attributes (a bench run's saved settings; a run saved before
+    coupling was an option ran with its default)."""
     return GeneratorConfig(method=method or args.method, draft_length=args.draft_length,
                            draft_stop_below=args.draft_stop_below,
                            sampled_drafting=args.sampled_drafting, dtw_band=args.dtw_band,
                            min_confidence=args.min_confidence, draft_window=args.draft_window,
-                           tree=args.tree).validate()
+                           tree=args.tree,
+                           coupling=getattr(args, "coupling", "auto")).validate()
 
 
 def sampling_params(args) -> SamplingParams:

@@ -27,7 +27,7 @@ def test_cross_vocabulary_keeps_the_target_law(method, tree, sampled):
     target = ToyModel(ToyTokenizer(TARGET_PIECES), seed=11, sharpness=1.5)
     draft = ToyModel(ToyTokenizer(DRAFT_PIECES), seed=12, sharpness=1.5)
     proposer = GeneratorConfig(method=method, tree=tree, sampled_drafting=sampled).proposer(target, draft)
-    gen = SpeculativeGenerator(target, proposer, 3)
+    gen = SpeculativeGenerator(target, proposer, 3, coupling="off")  # tli, slrs: rejection rule
     params = SamplingParams(1.0)
     prompt = [0, 5]
     law = exact_sequence_law(target, prompt, 3, params)

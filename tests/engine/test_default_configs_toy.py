@@ -15,7 +15,9 @@ from synthetic import ToyModel, ToyTokenizer
 from anyspec.config import GeneratorConfig
 from anyspec.control import draft_stop_below
 from anyspec.engine import SpeculativeGenerator
+from anyspec.noise import Draws
 from anyspec.proposers import Proposal
+from anyspec.proposers.base import draw_at
 from anyspec.proposers.draft_chain import draft_chain
 from anyspec.sampling import SamplingParams
 from anyspec.verify import DenseLaw
@@ -26,8 +28,10 @@ TARGET_PIECES = ["a", "b", "c", "ab", "ca", " "]
 DRAFT_PIECES = ["a", "b", "c", "bc", "abc", " a", " "]
 
 
-def default_generator(method: str, draft_length: str) -> SpeculativeGenerator:
-    """The generator the CLI builds for `method` with no options but the draft length."""
+def default_generator(method: str, draft_length: str,
+                      coupling: str = "off") -> SpeculativeGenerator:
+    """The generator the CLI builds for `method` with no options but the draft length and,
+    by default, the rejection rule (coupled drafts are checked exactly, test_seeded_toy)."""
     if method == "sd":
         tok = ToyTokenizer(SAME_PIECES)
         target, draft = ToyModel(tok, seed=1), ToyModel(tok, seed=2)
@@ -35,7 +39,8 @@ def default_generator(method: str, draft_length: str) -> SpeculativeGenerator:
         target = ToyModel(ToyTokenizer(TARGET_PIECES), seed=11, sharpness=1.5)
         draft = ToyModel(ToyTokenizer(DRAFT_PIECES), seed=12, sharpness=1.5)
     assert draft_stop_below(None, draft_length, method) == (None if method == "tokentiming" else 0.4)
-    return GeneratorConfig(method=method, draft_length=draft_length).build(target, draft)
+    return GeneratorConfig(method=method, draft_length=draft_length,
+                           coupling=coupling).build(target, draft)
 
 
 def three_token_pvalue(gen: SpeculativeGenerator, n_runs: int = 6000) -> tuple[float, int]:
@@ -73,12 +78,13 @@ def test_the_stop_decides_before_drawing():
     draft.table[:] = np.log([0.7, 0.2, 0.1])
     target.table[:] = np.log([0.1, 0.3, 0.6])
     params = SamplingParams(1.0)
-    rng = np.random.default_rng(0)
     second = np.zeros(3)
-    for _ in range(20_000):
-        run = draft_chain(draft, [0], 2, params, rng, sampled=True, stop_below=0.4)
+    for seed in range(20_000):
+        draws = Draws(seed, coupled=False)
+        run = draft_chain(draft, [0], 2, params, draw_at(draws.own, 1), stop_below=0.4)
         logits = target.logits([0] + run.tokens, n_last=len(run.tokens) + 1)
-        n_ok, nxt = verify_chain(run.tokens, [DenseLaw(p) for p in run.probs], logits, params, rng)
+        n_ok, nxt = verify_chain(run.tokens, [DenseLaw(p) for p in run.probs], logits, params,
+                                 draws, 1)
         committed = run.tokens[:n_ok] + [nxt]
         if len(committed) >= 2:
             second[committed[1]] += 1
@@ -97,8 +103,8 @@ class StopOnTheDrawnToken:
     def prefill(self, committed, warm=True):
         self.inner.prefill(committed, warm)
 
-    def propose(self, committed, k, params, rng):
-        proposal = self.inner.propose(committed, k, params, rng)
+    def propose(self, committed, k, params, draws):
+        proposal = self.inner.propose(committed, k, params, draws)
         if proposal.laws is not None:
             for i in range(1, len(proposal.tokens)):
                 if proposal.laws[i].prob(proposal.tokens[i]) < self.floor:
@@ -111,6 +117,7 @@ def test_a_stop_on_the_drawn_token_is_caught(method):
     gen = default_generator(method, "adaptive")
     # a fixed draft length: no stop of the proposer's own (control.draft_stop_below)
     inner = GeneratorConfig(method=method, draft_length=4).proposer(gen.target, gen.draft)
-    gen = SpeculativeGenerator(gen.target, StopOnTheDrawnToken(inner, 0.4), "adaptive")
+    gen = SpeculativeGenerator(gen.target, StopOnTheDrawnToken(inner, 0.4), "adaptive",
+                               coupling="off")
     pvalue, _ = three_token_pvalue(gen)
     assert pvalue < 1e-3

@@ -23,7 +23,8 @@ PIECES = ["a", "b", "c", "d"]
 def test_sd_keeps_the_target_law_over_three_tokens(params, k):
     tok = ToyTokenizer(PIECES)
     target, draft = ToyModel(tok, seed=1), ToyModel(tok, seed=2)  # a different, imperfect draft
-    gen = SpeculativeGenerator(target, DraftChainProposer(draft, target), draft_length=k)
+    gen = SpeculativeGenerator(target, DraftChainProposer(draft, target), draft_length=k,
+                               coupling="off")  # the rejection rule (coupled: test_seeded_toy)
     assert three_token_law_pvalue(gen, params, seed=7) > 1e-3
 
 
@@ -211,8 +212,7 @@ def test_greedy_drafting_reports_the_draft_probability_of_each_token():
 
     draft = ToyModel(ToyTokenizer(PIECES), seed=5, sharpness=1.0)
     banned = np.array([1])
-    run = draft_chain(draft, [0, 2], 4, SamplingParams(), np.random.default_rng(0),
-                      sampled=False, banned=banned, confidence=True)
+    run = draft_chain(draft, [0, 2], 4, SamplingParams(), banned=banned, confidence=True)
     context = [0, 2]
     for token, confidence in zip(run.tokens, run.confidence):
         row = draft.row(context).astype(np.float64)
@@ -248,8 +248,7 @@ def test_greedy_drafting_masks_many_banned_tokens_too():
     for allowed in ([3, 7], [0, 11, 5]):
         banned = np.array([i for i in range(len(pieces)) if i not in allowed])
         assert len(banned) > 8
-        run = draft_chain(draft, [0, 2], 4, SamplingParams(), np.random.default_rng(0),
-                          sampled=False, banned=banned, confidence=True)
+        run = draft_chain(draft, [0, 2], 4, SamplingParams(), banned=banned, confidence=True)
         context = [0, 2]
         for token, confidence in zip(run.tokens, run.confidence):
             row = draft.row(context)[allowed].astype(np.float64)
@@ -264,17 +263,18 @@ def test_greedy_drafting_masks_many_banned_tokens_too():
 def test_drafting_stops_after_the_token_that_takes_the_product_below_the_floor(sampled):
     """stop_after_product: the run is a prefix of the unstopped one, ending at the first
     token whose running product of probabilities is below the floor."""
+    from anyspec.noise import Draws
+    from anyspec.proposers.base import draw_at
     from anyspec.proposers.draft_chain import draft_chain
 
     draft = ToyModel(ToyTokenizer(PIECES), seed=5, sharpness=1.0)
     params = SamplingParams(temperature=1.0 if sampled else 0.0)
-    full = draft_chain(draft, [0, 2], 8, params, np.random.default_rng(3), sampled=sampled,
-                       confidence=True)
+    draw = draw_at(Draws(3).own, 2) if sampled else None
+    full = draft_chain(draft, [0, 2], 8, params, draw, confidence=True)
     products = np.cumprod(full.confidence)
     floor = float(products[2]) * 1.0001  # falls below at the third token
     assert products[1] >= floor
-    run = draft_chain(draft, [0, 2], 8, params, np.random.default_rng(3), sampled=sampled,
-                      stop_after_product=floor)
+    run = draft_chain(draft, [0, 2], 8, params, draw, stop_after_product=floor)
     assert run.tokens == full.tokens[:3]
     assert run.confidence == full.confidence[:3]
 

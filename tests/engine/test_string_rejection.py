@@ -86,28 +86,6 @@ def test_sparse_residual_is_the_full_one(slrs):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-7)  # float32 against float64
 
 
-def test_sparse_law_draws_from_the_full_law(slrs):
-    """40k draws, binned on the full law's 12 likeliest ids and the rest: a chi-square far
-    beyond chance would mean a biased draw (say, the two parts mixed in the wrong ratio). The
-    branches take most of their first pieces' mass, so both parts carry weight."""
-    rng = np.random.default_rng(7)
-    p1, _, branches = _random_pieces(slrs, rng, 6.0)
-    branches = [(d1, d2s, ts, mass / mass.sum() * 0.95 * float(p1[d1]))
-                for d1, d2s, ts, mass in branches]
-    law = proposal_law(p1, branches, slrs._spelling, slrs._spelt, slrs.one_piece,
-                       slrs.target_vocab)
-    sparse = SparseLaw(p1, branches, slrs)
-    assert 0.1 < 1 - sparse.base_total / sparse.total < 0.9
-    top = np.argsort(-law)[:12]
-    expected = np.append(law[top], 1 - law[top].sum())
-    bins = {t: i for i, t in enumerate(top.tolist())}
-    n = 40_000
-    counts = np.bincount([bins.get(sparse.draw(rng), len(top)) for _ in range(n)],
-                         minlength=len(top) + 1)
-    chi2 = float(((counts - n * expected) ** 2 / (n * expected)).sum())
-    assert chi2 < 37.7  # 12 degrees of freedom: p = 2e-4
-
-
 def test_proposers_share_the_pair_tables(slrs, gemma_llamacpp, smollm_llamacpp):
     """The server makes a proposer per request: the vocabulary-wide tables are built once per
     pair of tokenizers, and what one request found about two-piece tokens serves the next."""

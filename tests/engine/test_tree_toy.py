@@ -1,7 +1,6 @@
 """Draft trees (DySpec) through the whole engine loop, on toy models whose sequence law can be
 enumerated: the tree pass, the walk, the commit and the caches must keep the target's law."""
 
-import numpy as np
 import pytest
 from laws import three_token_law_pvalue
 from synthetic import ToyModel, ToyTokenizer
@@ -9,6 +8,8 @@ from synthetic import ToyModel, ToyTokenizer
 from anyspec.config import GeneratorConfig
 from anyspec.engine import SpeculativeGenerator
 from anyspec.errors import AnyspecError
+from anyspec.noise import Draws
+from anyspec.proposers.base import draw_at
 from anyspec.proposers.draft_chain import DraftChainProposer
 from anyspec.proposers.tree import DraftTree, confirmed_branch, grow_tree
 from anyspec.sampling import SamplingParams
@@ -31,7 +32,7 @@ def test_tree_keeps_the_target_law_over_three_tokens(params, budget, depth):
     tok = ToyTokenizer(PIECES)
     target, draft = ToyModel(tok, seed=1), ToyModel(tok, seed=2)
     gen = SpeculativeGenerator(target, DraftChainProposer(draft, target, tree_budget=budget),
-                               draft_length=depth)
+                               draft_length=depth, coupling="off")
     assert three_token_law_pvalue(gen, params, seed=budget) > 1e-3
 
 
@@ -63,9 +64,9 @@ def test_a_wider_tree_accepts_more_per_pass():
 def test_grown_tree_shape():
     tok = ToyTokenizer(PIECES)
     draft = ToyModel(tok, seed=2, sharpness=0.5)
-    rng = np.random.default_rng(0)
     for params in (SamplingParams(), SamplingParams(1.0)):
-        tree = grow_tree(draft, [0, 1], budget=9, max_depth=3, params=params, rng=rng)
+        draw = None if params.greedy else draw_at(Draws(0).own, 2)
+        tree = grow_tree(draft, [0, 1], budget=9, max_depth=3, params=params, draw=draw)
         assert len(tree.tokens) == 9 and max(depths(tree.parents)) <= 3
         assert all(-1 <= p < i for i, p in enumerate(tree.parents))
         # depth-first: the first children from the root lead
@@ -77,9 +78,9 @@ def test_grown_tree_shape():
                 assert tree.probs[later][tree.tokens[earlier]] == 0
         for r in tree.probs:
             assert r.sum() == pytest.approx(1, abs=1e-5)
-    one_deep = grow_tree(draft, [0], budget=5, max_depth=1, params=SamplingParams(), rng=rng)
+    one_deep = grow_tree(draft, [0], budget=5, max_depth=1, params=SamplingParams())
     assert one_deep.parents == [-1] * 5  # all five tokens as alternatives for one position
-    assert grow_tree(draft, [0], 4, 0, SamplingParams(), rng).tokens == []
+    assert grow_tree(draft, [0], 4, 0, SamplingParams()).tokens == []
 
 
 def test_confirmed_branch_follows_the_committed_text():
@@ -110,11 +111,11 @@ def test_costs_size_the_tree():
 
     tok = ToyTokenizer(PIECES)
     draft = ToyModel(tok, seed=2, sharpness=3.0)
-    rng = np.random.default_rng(0)
+    draw = draw_at(Draws(0).own, 2)
 
     def grown(costs):
         calls = draft.counter.calls
-        tree = grow_tree(draft, [0, 1], 30, 6, SamplingParams(1.0), rng, costs=costs)
+        tree = grow_tree(draft, [0, 1], 30, 6, SamplingParams(1.0), draw, costs=costs)
         return tree, draft.counter.calls - calls
 
     free, _ = grown(RoundCosts(plain=1.0, draft_pass=0.0, per_token=1e-4))

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..config import COUPLING
 from ..errors import AnyspecError
 from ..options import add_sampling_options, generator_config, sampling_params
 
@@ -86,6 +87,9 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
                    help="as in anyspec generate: sd, tli, slem and tokentiming draft trees of N "
                         "tokens, or sized by cost (the other methods chains); needs "
                         "--target-backend hf")
+    m.add_argument("--coupling", default="auto", choices=list(COUPLING),
+                   help="as in anyspec generate: on, a sampling draft shares the target's noise "
+                        "(seeded output equals ar's); off, the rejection rule min(1, q/p)")
     add_sampling_options(p)
     return p
 
@@ -95,7 +99,7 @@ def settings_from(args) -> dict:
     keys = ("target", "draft", "target_backend", "draft_backend", "device", "n_ctx",
             "max_new_tokens", "temperature", "top_k", "top_p", "seed", "draft_length",
             "peer_draft_length", "draft_stop_below", "sampled_drafting", "dtw_band",
-            "min_confidence", "draft_window", "tree", "prompts", "sample_timeout")
+            "min_confidence", "draft_window", "tree", "coupling", "prompts", "sample_timeout")
     s = {k: getattr(args, k) for k in keys}
     s["prompts"] = str(Path(args.prompts).resolve()) if args.prompts else None
     return s

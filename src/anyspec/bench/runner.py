@@ -41,7 +41,7 @@ WARM_UP_PROMPT = "The history of the printing press"
 RESUME_KEYS = ("target", "draft", "target_backend", "draft_backend", "device", "n_ctx",
                "max_new_tokens", "temperature", "top_k", "top_p", "seed", "draft_length",
                "peer_draft_length", "draft_stop_below", "sampled_drafting", "dtw_band",
-               "min_confidence", "draft_window", "tree", "prompts")
+               "min_confidence", "draft_window", "tree", "coupling", "prompts")
 
 
 class SampleTimeout(Exception):

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
 from ..models.base import LanguageModel
+from ..noise import Draws, Noise
 from ..sampling import SamplingParams
 from ..verify.laws import DraftLaw
+
+# how a drafting loop samples: draw(p, i) is step i's token, drawn from p (over the ids p
+# covers); the proposer decides which noise, and which position, step i reads
+Draw = Callable[[np.ndarray, int], int]
+
+
+def draw_at(noise: Noise, start: int) -> Draw:
+    """Step i reads `noise` at position start + i, over p's own ids."""
+    return lambda p, i: noise.sample(p, start + i)
 
 
 @dataclass(frozen=True)
@@ -33,8 +43,12 @@ class Proposer(Protocol):
         ...
 
     def propose(self, committed: Sequence[int], k: int, params: SamplingParams,
-                rng: np.random.Generator) -> Proposal:
-        """Up to k draft steps' worth of target tokens that may follow `committed`."""
+                draws: Draws) -> Proposal:
+        """Up to k draft steps' worth of target tokens that may follow `committed`.
+
+        A proposer that samples its tokens draws them from `draws` (noise.py): with
+        `draws.draft` at the target positions they would take, and with point masses for
+        laws when `draws.coupled`; else laws for the rejection rule."""
         ...
 
 
@@ -47,5 +61,5 @@ class NoProposer:
     def prefill(self, committed, warm: bool = True) -> None:
         pass
 
-    def propose(self, committed, k, params, rng) -> Proposal:
+    def propose(self, committed, k, params, draws) -> Proposal:
         return Proposal()

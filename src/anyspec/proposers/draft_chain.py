@@ -16,9 +16,10 @@ import numpy as np
 
 from ..errors import AnyspecError
 from ..models.base import LanguageModel
-from ..sampling import SamplingParams, sample, target_probs
+from ..noise import Draws
+from ..sampling import SamplingParams, target_probs
 from ..verify.laws import DenseLaw
-from .base import Proposal
+from .base import Draw, Proposal, draw_at
 from .tree import TreeDrafting
 
 
@@ -31,12 +32,13 @@ class DraftRun:
 
 
 def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: SamplingParams,
-                rng: np.random.Generator, sampled: bool, stop_below: float | None = None,
+                draw: Draw | None = None, stop_below: float | None = None,
                 banned: np.ndarray | None = None, confidence: bool = False,
                 stop_after_product: float | None = None) -> DraftRun:
     """Up to k draft tokens after `context` (draft ids).
 
-    sampled: draw from p (needed when p is used in verification); else take the argmax.
+    draw: sample step i's token from p with draw(p, i) (proposers/base.py); None: take the
+    argmax.
     stop_below: stop before a step whose most likely token has a draft probability below this
     (at least one token is kept); decided before drawing, so a sampled draft stays lossless.
     banned: draft ids never to propose; p is renormalised over the others.
@@ -52,7 +54,7 @@ def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: Sa
     product = 1.0
     for _ in range(k):
         row = draft.logits(context + run.tokens)[0]  # a fresh array: masked in place
-        if sampled:
+        if draw is not None:
             p = target_probs(row, params, in_place=True)
             if banned is not None:
                 p[banned] = 0.0
@@ -65,7 +67,7 @@ def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: Sa
             # restricted to its likely tokens as if drawn from p, and bias the output
             if stop_below is not None and run.tokens and float(p.max()) < stop_below:
                 break
-            token = sample(p, rng)
+            token = draw(p, len(run.tokens))
             p_token = float(p[token])
         else:  # the argmax and its probability only: no full distribution per step
             if banned is not None:
@@ -80,7 +82,7 @@ def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: Sa
                 break  # greedy: the token is the step's most likely one
         run.tokens.append(token)
         run.confidence.append(p_token)
-        if sampled:
+        if draw is not None:
             run.probs.append(p)
         if token in draft.tokenizer.eos_ids:
             break
@@ -112,14 +114,16 @@ class DraftChainProposer:
             self.tree.reset()
 
     def propose(self, committed: Sequence[int], k: int, params: SamplingParams,
-                rng: np.random.Generator) -> Proposal:
+                draws: Draws) -> Proposal:
+        # the draft's ids are the target's: step i decides target position len(committed) + i
+        draw = None if params.greedy else draw_at(draws.draft, len(committed))
+        verified = draw is not None and not draws.coupled  # else point masses
         if self.tree:
-            tree, _ = self.tree.grow(self.draft, committed, committed, k, params, rng)
-            laws = None if params.greedy else [DenseLaw(p) for p in tree.probs]
+            tree, _ = self.tree.grow(self.draft, committed, committed, k, params, draw)
+            laws = [DenseLaw(p) for p in tree.probs] if verified else None
             return Proposal(tree.tokens, laws, tree.parents)
-        run = draft_chain(self.draft, committed, k, params, rng, sampled=not params.greedy,
-                          stop_below=self.stop_below)
-        return Proposal(run.tokens, [DenseLaw(p) for p in run.probs] if run.probs else None)
+        run = draft_chain(self.draft, committed, k, params, draw, stop_below=self.stop_below)
+        return Proposal(run.tokens, [DenseLaw(p) for p in run.probs] if verified else None)
 
 
 def check_same_vocabulary(draft: LanguageModel, target: LanguageModel) -> None:

@@ -1,7 +1,8 @@
 """Token-level intersection (`tli`, Timor et al. 2025): the draft may only use tokens whose
 bytes are also one target token, so each draft token is a target token and the draft's
 distribution, renormalised over the shared tokens, is a real proposal distribution p'.
-Verified with min(1, q/p'): lossless.
+Verified with min(1, q/p'): lossless. Coupled to the target's noise (noise.py), the draft
+runs its race over the target's ids and proposes point masses.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import numpy as np
 
 from ..errors import AnyspecError
 from ..models.base import LanguageModel
+from ..noise import Draws
 from ..sampling import SamplingParams
 from ..verify.laws import DenseLaw
 from ..vocab import one_to_one, per_tokenizer_pair, shared_token_map
-from .base import Proposal
+from .base import Draw, Proposal, draw_at
 from .draft_chain import draft_chain
 from .retokenize import DraftSide
 from .tree import TreeDrafting
@@ -57,28 +59,43 @@ class IntersectionProposer:
             self.tree.reset()
 
     def propose(self, committed: Sequence[int], k: int, params: SamplingParams,
-                rng: np.random.Generator) -> Proposal:
+                draws: Draws) -> Proposal:
         if self.side.sync(committed) or not self.side.readable:  # committed text ends inside
             return Proposal()  # a character, or the draft has no text to read: skip a round
+        draw = self._draw(params, draws, len(committed))
+        verified = draw is not None and not draws.coupled  # else point masses
         if self.tree:
-            return self._propose_tree(committed, k, params, rng)
-        run = draft_chain(self.draft, self.side.text.ids, k, params, rng,
-                          sampled=not params.greedy, stop_below=self.stop_below,
-                          banned=self.banned)
+            tree, tokens = self.tree.grow(self.draft, self.side.text.ids, committed, k, params,
+                                          draw, self.banned, self.to_target)
+            self.side.last_drafted = tree
+            laws = [self._law(p) for p in tree.probs] if verified else None
+            return Proposal(tokens, laws, tree.parents)
+        run = draft_chain(self.draft, self.side.text.ids, k, params, draw,
+                          stop_below=self.stop_below, banned=self.banned)
         self.side.last_drafted = run.tokens
         tokens = [int(self.to_target[t]) for t in run.tokens]
-        if params.greedy:
-            return Proposal(tokens)
-        return Proposal(tokens, [self._law(p) for p in run.probs])
+        return Proposal(tokens, [self._law(p) for p in run.probs] if verified else None)
 
-    def _propose_tree(self, committed: Sequence[int], depth: int, params: SamplingParams,
-                      rng: np.random.Generator) -> Proposal:
-        tree, tokens = self.tree.grow(self.draft, self.side.text.ids, committed, depth, params,
-                                      rng, self.banned, self.to_target)
-        self.side.last_drafted = tree
+    def _draw(self, params: SamplingParams, draws: Draws, at: int) -> Draw | None:
+        """How the draft samples (None: greedily). Each draft token is one target token, so
+        step i decides target position at + i."""
         if params.greedy:
-            return Proposal(tokens, parents=tree.parents)
-        return Proposal(tokens, [self._law(p) for p in tree.probs], tree.parents)
+            return None
+        if not draws.coupled:  # a race over the draft's ids, verified against p'
+            return draw_at(draws.own, at)
+        noise = draws.target
+
+        def coupled(p: np.ndarray, i: int) -> int:
+            """The target's race at at + i, run over p'; the draft id it stands for."""
+            if self.one_to_one:
+                w = np.zeros(self.target_vocab, dtype=p.dtype)
+                w[self.shared_target] = p[self.shared_draft]
+                return int(self.from_target[noise.sample(w, at + i)])
+            t = noise.sample(self._law(p).dense(), at + i)
+            ids = self.shared_draft[self.shared_target == t]  # the likeliest spelling of t
+            return int(ids[np.argmax(p[ids])])
+
+        return coupled
 
     def _law(self, p: np.ndarray) -> SharedLaw | DenseLaw:
         """p', the draft's p over its own ids (zero off the shared tokens), as a law over the

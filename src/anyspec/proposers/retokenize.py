@@ -23,10 +23,11 @@ import numpy as np
 
 from ..align import dtw_align, target_to_draft
 from ..models.base import LanguageModel
+from ..noise import Draws
 from ..sampling import SamplingParams
 from ..trees import children_of
 from ..vocab import DraftText, reencode_continuation
-from .base import Proposal
+from .base import Draw, Proposal, draw_at
 from .draft_chain import draft_chain
 from .tree import DraftTree, TreeDrafting, confirmed_branch
 
@@ -105,14 +106,14 @@ class RetokenizingProposer:
             self.tree.reset()
 
     def propose(self, committed: Sequence[int], k: int, params: SamplingParams,
-                rng: np.random.Generator) -> Proposal:
+                draws: Draws) -> Proposal:
         pending = self.side.sync(committed)
         if not self.side.readable:
             return Proposal()
+        draw = self._draw(params, draws)
         if self.tree:
-            return self._propose_tree(committed, pending, k, params, rng)
-        run = draft_chain(self.draft, self.side.text.ids, k, params, rng,
-                          sampled=self.sampled_drafting and not params.greedy,
+            return self._propose_tree(committed, pending, k, params, draw)
+        run = draft_chain(self.draft, self.side.text.ids, k, params, draw,
                           stop_below=self.stop_below, banned=self.side.banned,
                           confidence=self.min_confidence > 0,
                           stop_after_product=self.min_confidence if self.stop_at_cut else None)
@@ -125,11 +126,18 @@ class RetokenizingProposer:
             proxies = proxies[:self._confident_prefix(run.tokens, run.confidence, proxies)]
         return Proposal(proxies)
 
+    def _draw(self, params: SamplingParams, draws: Draws) -> Draw | None:
+        """Sampled drafting: the draft's own noise at its own positions (its text is
+        re-tokenized, so its steps are not the target's positions); else None, the argmax."""
+        if not self.sampled_drafting or params.greedy:
+            return None
+        return draw_at(draws.own, len(self.side.text.ids))
+
     def _propose_tree(self, committed: Sequence[int], pending: bytes, depth: int,
-                      params: SamplingParams, rng: np.random.Generator) -> Proposal:
-        drafting = params if self.sampled_drafting else SamplingParams(temperature=0.0)
+                      params: SamplingParams, draw: Draw | None) -> Proposal:
+        drafting = params if draw is not None else SamplingParams(temperature=0.0)
         tree, _ = self.tree.grow(self.draft, self.side.text.ids, committed, depth, drafting,
-                                 rng, self.side.banned, taken=self.side.confirmed)
+                                 draw, self.side.banned, taken=self.side.confirmed)
         self.side.last_drafted, self.side.confirmed = tree, []
         tokens, parents = proxy_tree(tree, self.draft.tokenizer, self.target_tokenizer,
                                      committed, pending, depth)

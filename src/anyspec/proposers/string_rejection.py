@@ -31,9 +31,10 @@ two pieces) found that token less often than slem's proposal, the draft's greedy
 re-encoded for the target (a lower MAT on Spec-Bench), at a higher cost per round, so greedy
 `slrs` proposes as `slem` does.
 
-A sampled proposal needs r at a few hundred ids, not over every target id: it draws from
-r's two parts, the draft's p1 and the ids the branches change (`SparseLaw`), which also give
-the verifier its residual max(0, q - r).
+A sampled proposal draws its token from r with the noise of its position (noise.py): the
+draft's own noise, verified against r, or the target's (coupled), a point mass. The verifier
+reads r at the token and its residual max(0, q - r) from r's two parts, the draft's p1 and the
+ids the branches change (`SparseLaw`), rather than a row over every target id.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..models.base import LanguageModel
-from ..sampling import SamplingParams, sample, target_probs
+from ..noise import Draws
+from ..sampling import SamplingParams, target_probs
 from ..verify.laws import DenseLaw
 from ..vocab import ids_by_bytes, one_to_one, per_tokenizer, per_tokenizer_pair, shared_token_map
 from .base import Proposal
@@ -107,9 +109,9 @@ class StringRejectionProposer:
         self.side.prefill(committed, warm)
 
     def propose(self, committed: Sequence[int], k: int, params: SamplingParams,
-                rng: np.random.Generator) -> Proposal:
+                draws: Draws) -> Proposal:
         if params.greedy:
-            return self.exact_match.propose(committed, k, params, rng)
+            return self.exact_match.propose(committed, k, params, draws)
         if self.side.sync(committed) or not self.side.readable:  # committed text ends inside
             return Proposal()  # a character, or the draft has no text to read: skip a round
         context = list(self.side.text.ids)
@@ -123,14 +125,16 @@ class StringRejectionProposer:
             # piece), never on the token drawn: that would bias the law verified
             if self.stop_below is not None and tokens and float(p1.max()) < self.stop_below:
                 break
-            t, law = self._draw(p1, branches, rng)
+            law = self._law(p1, branches)
             if law is None:
                 break
+            # the draft's noise (verified against r) or, coupled, the target's (a point mass)
+            t = draws.draft.sample(law.dense(), len(committed) + len(tokens))
             tokens.append(t)
             laws.append(law)
             path += _likeliest_pair(branches, t) or [int(self._speller[t])]
         self.side.last_drafted = path
-        return Proposal(tokens, laws)
+        return Proposal(tokens, None if draws.coupled else laws)
 
     def _draft_p(self, context: list[int], pieces: list[int], params: SamplingParams,
                  memo: dict[tuple[int, ...], np.ndarray]) -> np.ndarray:
@@ -184,23 +188,21 @@ class StringRejectionProposer:
                     for (d1, p_d1, d2s, ts), p2 in zip(continued, p2s)]
         return p1, branches
 
-    def _draw(self, p1: np.ndarray, branches: list[tuple],
-              rng: np.random.Generator) -> tuple[int, SparseLaw | DenseLaw | None]:
-        """A target id drawn from the proposal law, and the law for the verifier; (-1, None)
-        when no target token has mass."""
+    def _law(self, p1: np.ndarray, branches: list[tuple]) -> SparseLaw | DenseLaw | None:
+        """The proposal law r over target ids; None when no target token has mass."""
         if self._injective:
             law = SparseLaw(p1, branches, self)
-            return (law.draw(rng), law) if law.total > 0 else (-1, None)
+            return law if law.total > 0 else None
         r = proposal_law(p1, branches, self._spelling, self._spelt, self.one_piece,
                          self.target_vocab)
-        return (sample(r, rng), DenseLaw(r)) if r is not None else (-1, None)
+        return DenseLaw(r) if r is not None else None
 
 
 class SparseLaw:
     """The proposal law r (`proposal_law`) as its two parts: the draft's p1 on the draft ids
     that spell a target id (`base`, zero at the branches' first pieces) and r at the few
     target ids the branches change (`changed`, `changed_r`), both unnormalised (`total`).
-    A draw, r(t) and the verifier's residual then read the draft's ids, not every target id;
+    r(t) and the verifier's residual then read the draft's ids, not every target id;
     `dense` builds the full row. For a spelling where each target id has at most one draft
     id (`one_to_one`)."""
 
@@ -221,13 +223,7 @@ class SparseLaw:
         # base is zero at a first piece's token, so this clip is proposal_law's
         self.changed_r = np.maximum(np.bincount(where, np.concatenate(values),
                                                 minlength=len(self.changed)), 0.0)
-        self.base_total = float(self.base.sum(dtype=np.float64))
-        self.total = self.base_total + float(self.changed_r.sum())
-
-    def draw(self, rng: np.random.Generator) -> int:
-        if rng.random() * self.total < self.base_total:
-            return int(self.one_piece[sample(self.base, rng)])
-        return int(self.changed[sample(self.changed_r, rng)])
+        self.total = float(self.base.sum(dtype=np.float64)) + float(self.changed_r.sum())
 
     def prob(self, token: int) -> float:
         d = self.speller[token]

@@ -16,8 +16,11 @@ here is the acceptance `AcceptanceModel` predicts from R[y] and the child's rank
 siblings, learnt from the rounds so far: still R-driven, but calibrated on the pair, which
 accepts more than the chain on the same questions.
 
-Sampling: y ~ R, and R is what verification needs (verify/tree.py). Greedy: y = argmax R, R
-being the draft's softmax (a value estimate only; the target checks point masses).
+Sampling: y ~ R, drawn with the noise of the position y would take (a node at depth d, at
+step d - 1): siblings drawn one after another from R less the earlier ones are the successive
+winners of one exponential race, Gumbel-top-k. R is what the rejection rule verifies
+(verify/tree.py). Greedy: y = argmax R, R being the draft's softmax (a value estimate only;
+the target checks point masses).
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..models.base import LanguageModel
-from ..sampling import SamplingParams, sample, target_probs
+from ..sampling import SamplingParams, target_probs
 from ..trees import children_of
+from .base import Draw
 
 
 @dataclass
@@ -152,13 +156,14 @@ class DraftProbability:
 
 
 def grow_tree(draft: LanguageModel, context: Sequence[int], budget: int, max_depth: int,
-              params: SamplingParams, rng: np.random.Generator,
+              params: SamplingParams, draw: Draw | None = None,
               banned: np.ndarray | None = None,
               acceptance: AcceptanceModel | DraftProbability | None = None,
               costs: RoundCosts | None = None) -> DraftTree:
     """Up to `budget` draft tokens after `context` (draft ids), no deeper than max_depth,
     in depth-first order with each node's children in the order they were drawn: the first
     children from the root form a chain at the front (what a one-sequence cache keeps).
+    draw: how a child at depth d is sampled, draw(R, d - 1); None: the argmax.
 
     costs: grow by expected tokens per second instead: take the slot with the most value per
     second it costs (a child of a node the draft has not run on costs a draft pass too), and
@@ -215,13 +220,14 @@ def grow_tree(draft: LanguageModel, context: Sequence[int], budget: int, max_dep
             if r is not None:
                 push_child_slot(parent, r, 1, reach)
             continue
-        y = int(np.argmax(r)) if params.greedy else sample(r, rng)
+        d = 1 if parent < 0 else depth[parent] + 1
+        y = int(np.argmax(r)) if draw is None else draw(r, d - 1)
         child = len(tree.tokens)
         tree.tokens.append(y)
         tree.parents.append(parent)
         tree.probs.append(r)
         tree.ranks.append(rank)
-        depth.append(1 if parent < 0 else depth[parent] + 1)
+        depth.append(d)
         accepted = reach * acceptance.rate(rank, float(r[y]))  # P(the walk accepts y)
         expected += accepted
         seconds += per_token
@@ -288,7 +294,7 @@ class TreeDrafting:
         self._last = None
 
     def grow(self, draft: LanguageModel, context: Sequence[int], committed: Sequence[int],
-             max_depth: int, params: SamplingParams, rng: np.random.Generator,
+             max_depth: int, params: SamplingParams, draw: Draw | None = None,
              banned: np.ndarray | None = None, to_target: np.ndarray | None = None,
              taken: Sequence[int] | None = None) -> tuple[DraftTree, list[int]]:
         """A tree after the draft ids `context` and its tokens as target ids (to_target maps
@@ -305,7 +311,7 @@ class TreeDrafting:
             costs = RoundCosts.measured(draft, self.target)
             if costs is None:  # not measured yet: a chain's worth, to measure, not AUTO_LIMIT
                 budget = max_depth
-        tree = grow_tree(draft, context, budget, max_depth, params, rng, banned,
+        tree = grow_tree(draft, context, budget, max_depth, params, draw, banned,
                          self.acceptance, costs)
         tokens = tree.tokens if to_target is None else [int(to_target[t]) for t in tree.tokens]
         self._last = (tree, tokens, len(committed))

@@ -1,9 +1,10 @@
-"""Lossless verification: pure functions of the proposal, the target's logits and a generator."""
+"""Lossless verification: pure functions of the proposal, the target's logits and the
+generation's keyed draws (noise.py)."""
 
 from ..trees import main_path_length
-from .chain import accept_or_resample, verify_chain
+from .chain import TargetChoice, accepts, verify_chain
 from .laws import DenseLaw, DraftLaw, PointMass
 from .tree import verify_tree
 
-__all__ = ["DenseLaw", "DraftLaw", "PointMass", "accept_or_resample", "main_path_length",
+__all__ = ["DenseLaw", "DraftLaw", "PointMass", "TargetChoice", "accepts", "main_path_length",
            "verify_chain", "verify_tree"]

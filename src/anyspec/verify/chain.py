@@ -1,11 +1,19 @@
 """Verifying a chain of proposed target tokens against the target's distributions.
 
-One rule covers every method. A proposed token t comes with the law p it was drawn from
-(verify/laws.py); a token chosen deterministically (argmax, re-tokenization, alignment) is a
-point mass on t. Accept t with probability min(1, q(t)/p(t)); on rejection draw from
-norm(max(0, q - p)). For a point mass this is "accept with q(t), else draw from q without t",
-so one function serves SD, TLI, SLEM, TokenTiming and SLRS, and the output is distributed
-exactly as q (Leviathan et al. 2023, Chen et al. 2023).
+At each position the target decides its own token y from its distribution q and that
+position's noise (noise.py): the argmax at temperature 0, else the seeded Gumbel-max sample,
+exactly what target-only decoding commits there.
+
+- A token chosen without a law to verify against (an argmax, re-tokenized text, a draft coupled
+  to the target's noise) is a point mass: accepted exactly when it equals y, otherwise y is
+  committed and the round ends. This realises the point-mass rule "accept with q(t), else draw
+  from q without t" with the target's own draw, so the output is target-only output for the
+  seed, token for token.
+- A token drawn from a draft law p with the draft's own noise takes the standard rejection
+  rule: accepted with probability min(1, q(t)/p(t)), else replaced by a draw from
+  norm(max(0, q - p)) (Leviathan et al. 2023, Chen et al. 2023).
+
+Either way the committed tokens are distributed exactly as the target's.
 """
 
 from __future__ import annotations
@@ -14,14 +22,15 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..sampling import SamplingParams, sample, target_probs
-from .laws import DraftLaw, PointMass
+from ..noise import Draws
+from ..sampling import SamplingParams, target_probs
+from .laws import DraftLaw
 
 
-def accepts(token: int, q: np.ndarray, law: DraftLaw, rng: np.random.Generator) -> bool:
-    """The standard test: accept `token` with probability min(1, q(token) / p(token))."""
+def accepts(token: int, q: np.ndarray, law: DraftLaw, u: float) -> bool:
+    """The standard test with uniform u: accept `token` with probability min(1, q/p)."""
     p_t = law.prob(token)
-    return p_t > 0 and bool(rng.random() * p_t < q[token])  # u < q/p, no division by a tiny p
+    return p_t > 0 and bool(u * p_t < q[token])  # u < q/p, no division by a tiny p
 
 
 def residual(q: np.ndarray, law: DraftLaw) -> np.ndarray:
@@ -32,17 +41,27 @@ def residual(q: np.ndarray, law: DraftLaw) -> np.ndarray:
     return left
 
 
-def law_of(laws: Sequence[DraftLaw] | None, i: int, token: int, q: np.ndarray) -> DraftLaw:
-    """Proposed token i's law: given, or a point mass on it."""
-    return laws[i] if laws is not None else PointMass(token, len(q))
+class TargetChoice:
+    """The target's token at a position, from its logits row: the argmax when greedy, else
+    the seeded draw from q. Each row is read once (q may be computed in it)."""
 
+    def __init__(self, params: SamplingParams, draws: Draws,
+                 q_of: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        self.params, self.draws = params, draws
+        self.q_of = q_of or (lambda row: target_probs(row, params))
 
-def accept_or_resample(token: int, q: np.ndarray, law: DraftLaw,
-                       rng: np.random.Generator) -> int | None:
-    """None if `token` is accepted, else the replacement token drawn from the residual."""
-    if accepts(token, q, law, rng):
-        return None
-    return sample(residual(q, law), rng)
+    def __call__(self, row: np.ndarray, pos: int) -> int:
+        if self.params.greedy:
+            return int(np.argmax(row))
+        return self.draws.target.sample(self.q_of(row), pos)
+
+    def rejection(self, token: int, row: np.ndarray, law: DraftLaw, pos: int) -> int | None:
+        """The standard rule for `token` drawn from `law`: None if accepted, else the token
+        drawn from the residual."""
+        q = self.q_of(row)
+        if accepts(token, q, law, self.draws.accept.uniform(pos)):
+            return None
+        return self.draws.target.sample(residual(q, law), pos)
 
 
 def verify_chain(
@@ -50,27 +69,26 @@ def verify_chain(
     laws: Sequence[DraftLaw] | None,
     target_logits: np.ndarray,
     params: SamplingParams,
-    rng: np.random.Generator,
+    draws: Draws,
+    at: int,
     q_of: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[int, int]:
     """Walk a chain of k proposed tokens; return (number accepted, the next token).
 
     laws[i]: the law token i was drawn from; None: every token is a point mass.
     target_logits has k+1 rows: row i is the target's prediction after the first i proposed
-    tokens; row k gives the bonus token when all k are accepted. Every round therefore commits
+    tokens; row k gives the bonus token when all k are accepted. `at` is the absolute
+    position of the first proposed token (the number of committed ids). Every round commits
     n_accepted + 1 tokens.
     """
-    if params.greedy:  # q is a point mass on the argmax: accept while the draft agrees
-        for i, t in enumerate(tokens):
-            best = int(np.argmax(target_logits[i]))
-            if best != t:
-                return i, best
-        return len(tokens), int(np.argmax(target_logits[len(tokens)]))
-
-    q_of = q_of or (lambda row: target_probs(row, params))
+    choose = TargetChoice(params, draws, q_of)
     for i, t in enumerate(tokens):
-        q = q_of(target_logits[i])  # computed lazily: rows after a rejection are never needed
-        replacement = accept_or_resample(t, q, law_of(laws, i, t, q), rng)
-        if replacement is not None:
-            return i, replacement
-    return len(tokens), sample(q_of(target_logits[len(tokens)]), rng)
+        if laws is None or params.greedy:
+            y = choose(target_logits[i], at + i)
+            if y != t:
+                return i, y
+        else:
+            replacement = choose.rejection(t, target_logits[i], laws[i], at + i)
+            if replacement is not None:
+                return i, replacement
+    return len(tokens), choose(target_logits[len(tokens)], at + len(tokens))
