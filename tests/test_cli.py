@@ -39,6 +39,19 @@ def test_generate_json_matches_target_alone(capsys):
     assert result["stats"]["method"] == "tokentiming" and result["stats"]["rounds"] >= 1
 
 
+@pytest.mark.slow
+def test_a_seed_gives_the_target_alone_text_with_any_method(capsys):
+    argv = ["generate", "Once upon a time", "--max-new-tokens", "24", "--json",
+            "--temperature", "0.8", "--top-p", "0.95", "--seed", "5"]
+    outputs = {}
+    for method, draft_length in (("ar", "auto"), ("tli", "2"), ("slrs", "adaptive"),
+                                 ("tokentiming", "auto")):
+        status, out, _ = _run(capsys, *argv, "--method", method, "--draft-length", draft_length)
+        assert status == 0
+        outputs[method] = json.loads(out)["text"]
+    assert len(set(outputs.values())) == 1, outputs
+
+
 def test_models_lists_both_embedded_models(capsys):
     status, out, _ = _run(capsys, "models")
     assert status == 0

@@ -41,7 +41,7 @@ CROSS_VOCABULARY = ("tokentiming", "slem", "tli", "slrs")
 TREE_METHODS = ("sd", "tli", "slem", "tokentiming")  # slrs draws strings: chains only
 # how a draft that samples (sd, tli, slrs) meets the target's randomness (noise.py):
 COUPLING = {
-    "auto": "on",
+    "auto": "on when a seed is given, off when not",
     "on": "the draft samples with the target's per-position noise and its tokens are verified "
           "as point masses: a seed gives target-only output, whatever the method",
     "off": "the draft samples with its own noise and min(1, q/p) verifies it (the standard "

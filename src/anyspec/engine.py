@@ -153,9 +153,11 @@ class SpeculativeGenerator:
         return Stream(self._run(prompt_ids, max_new_tokens, sampling, stop))
 
     def coupled(self, sampling: SamplingParams) -> bool:
-        """Whether a draft that samples shares the target's noise (noise.py)."""
+        """Whether a draft that samples shares the target's noise (noise.py). auto: when a
+        seed is given, so that it reproduces the target-only text whatever the method and
+        draft length; without one, the rejection rule, which accepts more (docs/performance.md)."""
         if self.coupling == "auto":
-            return True
+            return sampling.seed is not None
         return self.coupling == "on"
 
     def _controller(self, draft: LanguageModel | None):

@@ -1,5 +1,6 @@
 """Lossless on the real models: greedy output of every method equals the target alone, token
-for token, on Spec-Bench prompts from every category; sampled first tokens follow the target.
+for token, on Spec-Bench prompts from every category; under the rejection rule, sampled first
+tokens follow the target (seeded sampling, exact: test_seeded_real.py).
 """
 
 import numpy as np
@@ -66,22 +67,21 @@ def test_a_draft_reading_only_the_end_of_the_prompt_changes_nothing(gemma_llamac
     assert drafted > 0
 
 
-@pytest.mark.parametrize("method, sampled_drafting", [
-    ("slem", False), ("tli", False), ("slrs", False), ("tokentiming", True)])
-def test_sampled_first_token_follows_the_target(method, sampled_drafting, gemma_llamacpp,
-                                                smollm_llamacpp):
-    """T=1, top-k 8: the first generated token is the one the draft's proposal is verified at
-    (sampled from p for tli and slrs; a point mass for slem, and for tokentiming, whose draft
-    token is sampled here); over 1500 seeds it must follow the target's q (chi-square over the
-    8 tokens). One round per seed: 2 tokens, k = 1."""
+@pytest.mark.parametrize("method", ["tli", "slrs"])
+def test_sampled_first_token_follows_the_target(method, gemma_llamacpp, smollm_llamacpp):
+    """The rejection rule (coupling off), T=1, top-k 8: the first generated token is the one
+    the draft's proposal, sampled from p, is verified at; over 1500 seeds it must follow the
+    target's q (chi-square over the 8 tokens). One round per seed: 2 tokens, k = 1. Point
+    masses and coupled drafts commit the target's own draw: test_seeded_real checks them
+    token for token."""
     target = gemma_llamacpp
     params = SamplingParams(1.0, top_k=8)
     prompt = "My favourite thing to do on a Sunday morning is"
     q = target_probs(target.logits(target.tokenizer.encode(prompt))[-1], params).astype(np.float64)
     q /= q.sum()  # float32 sums to 1 to 1e-7; the chi-square wants its totals equal to 1e-8
     support = np.flatnonzero(q)
-    proposer = GeneratorConfig(method=method, sampled_drafting=sampled_drafting).proposer(target, smollm_llamacpp)
-    gen = SpeculativeGenerator(target, proposer, 1)
+    proposer = GeneratorConfig(method=method).proposer(target, smollm_llamacpp)
+    gen = SpeculativeGenerator(target, proposer, 1, coupling="off")
     counts = dict.fromkeys(support.tolist(), 0)
     n, drafted = 1500, 0
     for seed in range(n):
@@ -111,12 +111,10 @@ def test_tree_greedy_equals_target_alone(method, tree, gemma_hf, smollm_llamacpp
     assert drafted > 0
 
 
-@pytest.mark.parametrize("method", ["tli", "slem"])
-def test_tree_sampled_first_token_follows_the_target(method, gemma_hf, smollm_llamacpp):
-    """T=1, top-k 8, a 6-token tree at most 2 deep: the first token is verified against up to
-    six siblings (tli: drawn without replacement, multi-branch rejection; slem: distinct
-    proxies of the greedy draft tree, point masses); over 1200 seeds it must follow the
-    target's q."""
+def test_tree_sampled_first_token_follows_the_target(gemma_hf, smollm_llamacpp):
+    """The rejection rule (coupling off), T=1, top-k 8, a 6-token tli tree at most 2 deep:
+    the first token is verified against up to six siblings drawn without replacement
+    (multi-branch rejection); over 1200 seeds it must follow the target's q."""
     target = gemma_hf
     params = SamplingParams(1.0, top_k=8)
     prompt = "My favourite thing to do on a Sunday morning is"
@@ -124,8 +122,8 @@ def test_tree_sampled_first_token_follows_the_target(method, gemma_hf, smollm_ll
     q = target_probs(target.logits(target.tokenizer.encode(prompt))[-1], params).astype(np.float64)
     q /= q.sum()
     support = np.flatnonzero(q)
-    proposer = GeneratorConfig(method=method, tree=6).proposer(target, smollm_llamacpp)
-    gen = SpeculativeGenerator(target, proposer, 2)
+    proposer = GeneratorConfig(method="tli", tree=6).proposer(target, smollm_llamacpp)
+    gen = SpeculativeGenerator(target, proposer, 2, coupling="off")
     first_rounds = []  # how many first tokens each prompt's first tree offered
     propose = proposer.propose
 
@@ -180,7 +178,7 @@ def test_sampled_second_token_follows_the_target_under_default_settings(
     stop_below = draft_stop_below(None, "adaptive", method)
     assert stop_below is not None
     proposer = GeneratorConfig(method=method, draft_stop_below=stop_below).proposer(target, smollm_llamacpp)
-    gen = SpeculativeGenerator(target, proposer, "adaptive")
+    gen = SpeculativeGenerator(target, proposer, "adaptive", coupling="off")
     counts: dict[int, int] = {}
     for seed in range(700):
         out = gen.generate(prompt, 4, SamplingParams(1.0, seed=seed))

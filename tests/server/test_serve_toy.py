@@ -289,3 +289,23 @@ def test_bytes_the_draft_cannot_spell_are_read_past(method):
         assert gen.generate(prompt, 30).token_ids == ar.generate(prompt, 30).token_ids
         for seed in range(20):  # sampled outputs hold stray bytes too
             gen.generate(prompt, 30, SamplingParams(1.0, seed=seed))
+
+
+def test_a_seed_gives_the_same_text_whatever_the_method_and_draft_length(client):
+    """`seed` reproduces a sampled completion across methods and draft lengths, streamed or
+    not: the text target-only decoding writes with that seed."""
+    def text(speculative, stream=False):
+        body = {"model": MODEL, "prompt": "ab c", "max_tokens": 24, "temperature": 1.0,
+                "top_p": 0.95, "seed": 1234, "speculative": speculative, "stream": stream}
+        r = client.post("/v1/completions", json=body)
+        assert r.status_code == 200, r.text
+        if stream:
+            return "".join(c["choices"][0]["text"] for c in sse_json(r.text) if c["choices"])
+        return r.json()["choices"][0]["text"]
+
+    want = text({"method": "ar"})
+    for method in ("slem", "tokentiming", "tli", "slrs"):
+        for draft_length in (1, 4, "auto", "adaptive"):
+            speculative = {"method": method, "draft_length": draft_length}
+            assert text(speculative) == want, speculative
+        assert text({"method": method}, stream=True) == want, method
