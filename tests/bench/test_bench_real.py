@@ -55,6 +55,19 @@ def test_small_run_end_to_end_then_resume_and_compare(tmp_path, capsys):
     assert "| slem |" in capsys.readouterr().out
 
 
+def test_a_sampled_run_checks_every_method_against_ar(tmp_path):
+    """Every sample is seeded, and coupled drafts write ar's text: at temperature 1 the bench
+    compares outputs token for token too; under the rejection rule it does not."""
+    out = tmp_path / "run"
+    args = ["bench", "--methods", "tli,tokentiming", "--question-ids", "161",
+            "--max-new-tokens", "16", "--draft-length", "3", "--temperature", "1",
+            "--target-backend", "llamacpp", "--draft-backend", "llamacpp", "--no-plots"]
+    assert main(args + ["--out", str(out)]) == 0
+    assert "All 2 compared turns equal their baseline's output" in (out / "report.md").read_text()
+    assert main(args + ["--out", str(tmp_path / "off"), "--coupling", "off"]) == 0
+    assert "Not checked" in (tmp_path / "off" / "report.md").read_text()
+
+
 def test_hf_uag_peer_greedy(tmp_path):
     """transformers' universal assisted generation on the same pair: one prompt, 8 tokens,
     greedy output equal to transformers' target-alone generate, with drafting measured."""

@@ -29,7 +29,9 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
                     "rows.jsonl (one row per sample, written as it finishes), config.json, "
                     "report.md (speedup, MAT, acceptance, time split, bound, losslessness) and "
                     "PNG plots. At temperature 0 every output is compared token for token with "
-                    "its baseline's; a mismatch makes the command exit with status 1.",
+                    "its baseline's, and sampled (every sample is seeded) so is every engine "
+                    "method's with ar's unless --coupling off; a mismatch makes the command "
+                    "exit with status 1.",
     )
     p.add_argument("--methods", type=_list, default=None, metavar="LIST",
                    help=f"comma-separated, from {', '.join(all_method_names())} (default: the "
@@ -88,8 +90,9 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
                         "tokens, or sized by cost (the other methods chains); needs "
                         "--target-backend hf")
     m.add_argument("--coupling", default="auto", choices=list(COUPLING),
-                   help="as in anyspec generate: on, a sampling draft shares the target's noise "
-                        "(seeded output equals ar's); off, the rejection rule min(1, q/p)")
+                   help="as in anyspec generate: on, sd, tli and slrs drafts share the target's "
+                        "noise, so seeded output equals ar's; off, the rejection rule min(1, q/p). "
+                        "Every sample is seeded, so auto (the default) is on")
     add_sampling_options(p)
     return p
 
@@ -152,7 +155,7 @@ def cmd_bench(args) -> int:
     print(f"\nrun folder: {out} (report.md, rows.jsonl, config.json"
           f"{'' if args.no_plots else ', plots'})", file=sys.stderr)
     if mismatches:
-        print(f"anyspec bench: {len(mismatches)} outputs differ from their baseline at "
-              "temperature 0 (see report.md, Losslessness)", file=sys.stderr)
+        print(f"anyspec bench: {len(mismatches)} outputs differ from their baseline's "
+              "(see report.md, Losslessness)", file=sys.stderr)
         return 1
     return 0 if finished else 130
