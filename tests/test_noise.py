@@ -72,3 +72,16 @@ def test_coupling_picks_the_noise_a_draft_samples_with():
 def test_all_zero_weights_are_an_error():
     with pytest.raises(ValueError, match="every weight is zero"):
         Noise(key_of(0), 0).sample(np.zeros(10), 0)
+
+
+def test_a_race_over_logits_is_the_race_over_their_softmax():
+    noise = Noise(key_of(4), 0)
+    rng = np.random.default_rng(2)
+    for pos in range(100):
+        z = (rng.normal(0, 3, 262_144 if pos % 4 == 0 else 5000)).astype(np.float32)
+        if pos % 3 == 0:
+            z[rng.random(len(z)) < 0.9] = -np.inf  # top-k's mask
+        q = np.exp(z.astype(np.float64) - z.max())
+        assert noise.sample_logits(z, pos) == noise.sample(q, pos)
+    with pytest.raises(ValueError):
+        noise.sample_logits(np.full(4, -np.inf, dtype=np.float32), 0)

@@ -20,14 +20,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
-
 from .control import make_controller
 from .errors import AnyspecError, ContextOverflowError
 from .models.base import LanguageModel
 from .noise import Draws
 from .proposers import NoProposer, Proposer
-from .sampling import SamplingParams, target_probs
+from .sampling import SamplingParams
 from .trees import depths
 from .verify.chain import verify_chain
 from .verify.tree import verify_tree
@@ -194,11 +192,6 @@ class SpeculativeGenerator:
         committed = list(prompt_ids)
         generated: list[int] = []
         finish = None
-        # the target's rows are fresh each round and verification reads each once: q is
-        # computed in them, not in a copy
-        def q_of(row: np.ndarray) -> np.ndarray:
-            return target_probs(row, sampling, in_place=True)
-
         started = time.perf_counter()
         # fill the caches now, so rounds measure decoding only; in chunks, yielding an empty
         # piece after each, so a caller (the server) can abandon a long prompt between them
@@ -226,7 +219,8 @@ class SpeculativeGenerator:
                                        f"where {room - 1} was the most asked for")
                 logits = target.tree_logits(committed, proposal.tokens, proposal.parents)
                 path, next_token = verify_tree(proposal.tokens, proposal.parents, proposal.laws,
-                                               logits, sampling, draws, len(committed), q_of)
+                                               logits, sampling, draws, len(committed),
+                                               in_place=True)  # fresh rows, each read once
                 n_ok, n_deep = len(path), max(depth)
                 new = [proposal.tokens[i] for i in path] + [next_token]
             else:
@@ -236,7 +230,7 @@ class SpeculativeGenerator:
                 n_draft = len(tokens)
                 logits = target.logits(committed + tokens, n_last=n_draft + 1)
                 n_ok, next_token = verify_chain(tokens, laws, logits, sampling, draws,
-                                                len(committed), q_of)
+                                                len(committed), in_place=True)
                 n_deep = n_draft
                 new = tokens[:n_ok] + [next_token]
             draft_s = (draft.counter.seconds - draft_before) if draft else 0.0

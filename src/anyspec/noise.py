@@ -67,15 +67,28 @@ class Noise:
     def sample(self, weights: np.ndarray, pos: int) -> int:
         """argmax_i weights_i / E_i at `pos`: a draw from weights / sum(weights) (any
         non-negative vector, not all zero)."""
-        n = weights.shape[0]
+        return self._race(weights, pos, lambda w: w)
+
+    def sample_logits(self, z: np.ndarray, pos: int) -> int:
+        """sample(exp(z - max z), pos) without exponentiating the whole vocabulary: only the
+        blocks the race reads (z may hold -inf, not only)."""
+        top = float(z.max())
+        if not np.isfinite(top):
+            raise ValueError("nothing to sample: every logit is -inf")
+        return self._race(z, pos, lambda v: np.exp(v.astype(np.float64) - top))
+
+    def _race(self, values: np.ndarray, pos: int, weight) -> int:
+        """argmax_i weight(values)_i / E_i, reading one block of values at a time; weight is
+        elementwise and increasing."""
+        n = values.shape[0]
         starts = np.arange(0, n, BLOCK)
         smallest, where = self.minima(pos, len(starts))
-        bound = np.maximum.reduceat(weights, starts) / smallest  # no ratio in a block exceeds it
+        bound = weight(np.maximum.reduceat(values, starts)) / smallest  # no block beats its bound
         best, best_ratio = -1, 0.0
         for b in np.argsort(-bound, kind="stable").tolist():
             if bound[b] <= best_ratio:
                 break
-            w = weights[b * BLOCK:(b + 1) * BLOCK]
+            w = weight(values[b * BLOCK:(b + 1) * BLOCK])
             ratios = w / self.block(pos, b, smallest[b], where[b], len(w))
             i = int(np.argmax(ratios))
             if ratios[i] > best_ratio:

@@ -42,18 +42,11 @@ class SamplingParams:
         return self.temperature < GREEDY_BELOW
 
 
-def target_probs(logits: np.ndarray, params: SamplingParams,
-                 in_place: bool = False) -> np.ndarray:
-    """The processed distribution q over the vocabulary (float32, sums to 1).
-
-    in_place: q may be computed in `logits` itself (when float32 and writable), for a caller
-    that reads the row only once. Every method and the plain baseline sample from this same
-    q; its sum is accumulated in float64.
-    """
-    if params.greedy:
-        q = np.zeros(logits.shape[-1], dtype=np.float32)
-        q[int(np.argmax(logits))] = 1.0
-        return q
+def scaled_logits(logits: np.ndarray, params: SamplingParams,
+                  in_place: bool = False) -> np.ndarray:
+    """The logits after temperature and top-k (-inf outside the k largest), float32: q is
+    their softmax, then top-p. in_place: computed in `logits` itself when it is float32 and
+    writable, for a caller that reads the row only once."""
     if in_place and logits.dtype == np.float32 and logits.flags.writeable:
         z = logits
     else:
@@ -63,6 +56,21 @@ def target_probs(logits: np.ndarray, params: SamplingParams,
     if 0 < params.top_k < z.shape[0]:
         kth = np.partition(z, -params.top_k)[-params.top_k]
         z[z < kth] = -np.inf
+    return z
+
+
+def target_probs(logits: np.ndarray, params: SamplingParams,
+                 in_place: bool = False) -> np.ndarray:
+    """The processed distribution q over the vocabulary (float32, sums to 1).
+
+    in_place: as in scaled_logits. Every method and the plain baseline sample from this same
+    q; its sum is accumulated in float64.
+    """
+    if params.greedy:
+        q = np.zeros(logits.shape[-1], dtype=np.float32)
+        q[int(np.argmax(logits))] = 1.0
+        return q
+    z = scaled_logits(logits, params, in_place)
     z -= z.max()
     np.exp(z, out=z)
     z *= np.float32(1.0 / z.sum(dtype=np.float64))

@@ -18,12 +18,12 @@ Either way the committed tokens are distributed exactly as the target's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..noise import Draws
-from ..sampling import SamplingParams, target_probs
+from ..sampling import SamplingParams, scaled_logits, target_probs
 from .laws import DraftLaw
 
 
@@ -43,17 +43,22 @@ def residual(q: np.ndarray, law: DraftLaw) -> np.ndarray:
 
 class TargetChoice:
     """The target's token at a position, from its logits row: the argmax when greedy, else
-    the seeded draw from q. Each row is read once (q may be computed in it)."""
+    the seeded draw from q. in_place: rows are read once, so q may be computed in them."""
 
-    def __init__(self, params: SamplingParams, draws: Draws,
-                 q_of: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
-        self.params, self.draws = params, draws
-        self.q_of = q_of or (lambda row: target_probs(row, params))
+    def __init__(self, params: SamplingParams, draws: Draws, in_place: bool = False) -> None:
+        self.params, self.draws, self.in_place = params, draws, in_place
+
+    def q_of(self, row: np.ndarray) -> np.ndarray:
+        return target_probs(row, self.params, self.in_place)
 
     def __call__(self, row: np.ndarray, pos: int) -> int:
         if self.params.greedy:
             return int(np.argmax(row))
-        return self.draws.target.sample(self.q_of(row), pos)
+        if self.params.top_p < 1:  # the nucleus needs q itself
+            return self.draws.target.sample(self.q_of(row), pos)
+        # the same draw as from q = softmax(z), without q over the whole vocabulary
+        return self.draws.target.sample_logits(scaled_logits(row, self.params, self.in_place),
+                                               pos)
 
     def rejection(self, token: int, row: np.ndarray, law: DraftLaw, pos: int) -> int | None:
         """The standard rule for `token` drawn from `law`: None if accepted, else the token
@@ -71,17 +76,17 @@ def verify_chain(
     params: SamplingParams,
     draws: Draws,
     at: int,
-    q_of: Callable[[np.ndarray], np.ndarray] | None = None,
+    in_place: bool = False,
 ) -> tuple[int, int]:
     """Walk a chain of k proposed tokens; return (number accepted, the next token).
 
     laws[i]: the law token i was drawn from; None: every token is a point mass.
     target_logits has k+1 rows: row i is the target's prediction after the first i proposed
     tokens; row k gives the bonus token when all k are accepted. `at` is the absolute
-    position of the first proposed token (the number of committed ids). Every round commits
-    n_accepted + 1 tokens.
+    position of the first proposed token (the number of committed ids); in_place: the rows
+    may be overwritten. Every round commits n_accepted + 1 tokens.
     """
-    choose = TargetChoice(params, draws, q_of)
+    choose = TargetChoice(params, draws, in_place)
     for i, t in enumerate(tokens):
         if laws is None or params.greedy:
             y = choose(target_logits[i], at + i)

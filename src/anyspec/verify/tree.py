@@ -14,7 +14,7 @@ each step this is one rejection-sampling step whose output law is the current q.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -33,17 +33,18 @@ def verify_tree(
     params: SamplingParams,
     draws: Draws,
     at: int,
-    q_of: Callable[[np.ndarray], np.ndarray] | None = None,
+    in_place: bool = False,
 ) -> tuple[list[int], int]:
     """Walk a tree of proposed tokens; return (the accepted nodes, root first; the next token).
 
     parents[i]: node i's parent (-1: a child of the root; parents come before children).
     laws[i]: the law node i was drawn from (verify/laws.py); None: every node is a point
     mass. target_logits row 0 is the target's prediction at the root, row i + 1 its
-    prediction after node i. `at`: the absolute position of the root's children.
+    prediction after node i. `at`: the absolute position of the root's children; in_place:
+    the rows may be overwritten.
     """
     children = children_of(parents)
-    choose = TargetChoice(params, draws, q_of)
+    choose = TargetChoice(params, draws, in_place)
     path: list[int] = []
     row = 0  # the target row of the current node: 0 for the root, i + 1 for node i
     while True:
