@@ -9,6 +9,9 @@
 A proposal may be a tree (token i hangs from parents[i]); then the pass is
 target.tree_logits and the walk verify_tree, which commits the accepted branch the same way.
 
+Randomness: one `Draws` per generation, keyed by the seed and the absolute position of each
+token (noise.py), so sampled output depends on the seed and the target, not on the rounds.
+
 The target's committed ids are the truth; both models' caches follow them by prefix matching
 (models/base.py), so no method does cache arithmetic. Stopping (EOS, stop strings, token and
 context limits), streaming and per-round statistics live here and nowhere else.

@@ -92,27 +92,3 @@ def _apply_top_p(q: np.ndarray, top_p: float) -> np.ndarray:
     keep = order[:n_keep]
     out[keep] = q[keep]
     return out / out.sum(dtype=np.float64)
-
-
-def sample(probs: np.ndarray, rng: np.random.Generator, block: int = 1024) -> int:
-    """One draw from a (possibly unnormalised) non-negative vector.
-
-    Two steps, each an inverse-CDF draw: a block of `block` entries with probability its
-    share of the total, then an entry within it, so a large vocabulary needs its block sums
-    and one short cumulative sum rather than a cumulative sum over everything. The cumulative
-    sums are float64.
-    """
-    n = probs.shape[0]
-    if n <= block:
-        return _inverse_cdf(probs, rng)
-    n_blocks = -(-n // block)
-    if n % block:
-        probs = np.concatenate([probs, np.zeros(n_blocks * block - n, dtype=probs.dtype)])
-    b = _inverse_cdf(probs.reshape(n_blocks, block).sum(axis=1), rng)
-    return b * block + _inverse_cdf(probs[b * block:(b + 1) * block], rng)
-
-
-def _inverse_cdf(weights: np.ndarray, rng: np.random.Generator) -> int:
-    cum = np.cumsum(weights, dtype=np.float64)
-    # side="right" with u < total never lands on a zero-weight entry
-    return min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), len(cum) - 1)
