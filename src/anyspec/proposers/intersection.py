@@ -87,10 +87,6 @@ class IntersectionProposer:
 
         def coupled(p: np.ndarray, i: int) -> int:
             """The target's race at at + i, run over p'; the draft id it stands for."""
-            if self.one_to_one:
-                w = np.zeros(self.target_vocab, dtype=p.dtype)
-                w[self.shared_target] = p[self.shared_draft]
-                return int(self.from_target[noise.sample(w, at + i)])
             t = noise.sample(self._law(p).dense(), at + i)
             ids = self.shared_draft[self.shared_target == t]  # the likeliest spelling of t
             return int(ids[np.argmax(p[ids])])
