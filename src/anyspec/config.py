@@ -22,7 +22,9 @@ from .errors import AnyspecError
 from .models.base import LanguageModel
 from .proposers import NoProposer, Proposer
 from .proposers.draft_chain import DraftChainProposer, check_same_vocabulary
+from .proposers.hybrid import HybridProposer
 from .proposers.intersection import IntersectionProposer
+from .proposers.lookup import LookupProposer
 from .proposers.retokenize import RetokenizingProposer
 from .proposers.string_rejection import StringRejectionProposer
 
@@ -36,9 +38,21 @@ METHODS = {
     "slrs": (True, "any vocabularies: string-level rejection sampling over the draft's "
                    "segmentations of each target token (more draft passes, higher acceptance "
                    "when sampling; greedy, it proposes as slem)"),
+    "lookup": (False, "no draft model: propose what followed the latest earlier match of the "
+                      "text's last 2-4 tokens in the prompt and output (prompt lookup)"),
+    "suffix": (False, "no draft model: as lookup, also matching this generator's (a server's) "
+                      "earlier prompts and outputs (SuffixDecoding)"),
+    "hybrid": (True, "each round, the plan with the most expected tokens per second from "
+                     "measured costs: suffix lookup, the draft model (sd or tokentiming), both "
+                     "as one token tree (hf target), or plain decoding"),
 }
+MODEL_FREE = ("lookup", "suffix")
 CROSS_VOCABULARY = ("tokentiming", "slem", "tli", "slrs")
-TREE_METHODS = ("sd", "tli", "slem", "tokentiming")  # slrs draws strings: chains only
+# slrs draws strings: chains only; lookup and suffix draft a tree of their matches wherever
+# the target verifies trees; hybrid makes its own
+TREE_METHODS = ("sd", "tli", "slem", "tokentiming", "lookup", "suffix")
+LOOKUP_TREE = 16  # lookup, suffix: the tree's tokens when --tree does not say
+HYBRID_MAX_K = 16  # hybrid: the most tokens a plan drafts when the draft length is auto
 # how a draft that samples (sd, tli, slrs) meets the target's randomness (noise.py):
 COUPLING = {
     "auto": "on when a seed is given, off when not",
@@ -80,13 +94,17 @@ class GeneratorConfig:
         if self.draft_window is not None and (not isinstance(self.draft_window, int)
                                               or self.draft_window < 1):
             raise AnyspecError(f"draft_window must be at least 1 token, got {self.draft_window!r}")
-        if self.draft_window is not None and self.method == "sd":
+        if self.draft_window is not None and self.method in ("sd", *MODEL_FREE):
             raise AnyspecError("a draft window applies to the cross-vocabulary methods "
-                               f"({', '.join(CROSS_VOCABULARY)}); sd's draft reads the target's ids")
+                               f"({', '.join(CROSS_VOCABULARY)}, hybrid); {self.method} reads "
+                               "the target's ids")
         if self.coupling not in COUPLING:
             raise AnyspecError(f"coupling must be one of {', '.join(COUPLING)}, "
                                f"got {self.coupling!r}")
         tree = _parse_tree(self.tree)
+        if tree is not None and self.method == "hybrid":
+            raise AnyspecError("hybrid takes no tree setting: it makes its own trees (suffix "
+                               "lookup and the draft model as two branches, hf target)")
         if tree is not None and self.method not in ("auto", *TREE_METHODS):
             raise AnyspecError(f"trees work with {', '.join(TREE_METHODS)}; "
                                f"{self.method} drafts chains only")
@@ -98,7 +116,7 @@ class GeneratorConfig:
         that draft trees, and one draft window to those that re-encode the prompt."""
         return replace(self, method=method, draft_length=draft_length or self.draft_length,
                        tree=self.tree if method in ("auto", *TREE_METHODS) else None,
-                       draft_window=None if method == "sd" else self.draft_window)
+                       draft_window=None if method in ("sd", *MODEL_FREE) else self.draft_window)
 
     def resolve_method(self, target: LanguageModel, draft: LanguageModel | None) -> str:
         """The method `auto` stands for with these models."""
@@ -106,11 +124,7 @@ class GeneratorConfig:
             return self.method
         if draft is None:
             return "ar"
-        try:
-            check_same_vocabulary(draft, target)
-            return "sd"
-        except AnyspecError:
-            return "tokentiming"
+        return model_method(target, draft)
 
     def proposer(self, target: LanguageModel, draft: LanguageModel | None = None) -> Proposer:
         """The proposer for the method; the checks say what to change when the pair does not
@@ -119,8 +133,16 @@ class GeneratorConfig:
         method = config.resolve_method(target, draft)
         if method == "ar":
             return NoProposer()
+        if method in MODEL_FREE:
+            tree = config.tree if isinstance(config.tree, int) else LOOKUP_TREE
+            return LookupProposer(target, history=method == "suffix", tree_budget=tree)
         if draft is None:
             raise AnyspecError(f"method {method} needs a draft model")
+        if method == "hybrid":  # suffix lookup and the pair's own model method
+            model = replace(config, method=model_method(target, draft), draft_length="auto",
+                            tree=None)
+            return HybridProposer(LookupProposer(target, history=True),
+                                  model.proposer(target, draft), target)
         if config.tree is not None and not target.supports_trees:
             raise AnyspecError(target.no_trees_message())
         stop_below = draft_stop_below(config.draft_stop_below, config.draft_length, method)
@@ -142,8 +164,20 @@ class GeneratorConfig:
               draft: LanguageModel | None = None) -> SpeculativeGenerator:
         """The generator: the target, the method's proposer and the draft-length controller."""
         config = self.validate()
-        return SpeculativeGenerator(target, config.proposer(target, draft), config.draft_length,
-                                    config.coupling)
+        proposer = config.proposer(target, draft)
+        draft_length = config.draft_length
+        if proposer.name == "hybrid" and draft_length == "auto":
+            draft_length = HYBRID_MAX_K  # its plans choose their own lengths, up to this
+        return SpeculativeGenerator(target, proposer, draft_length, config.coupling)
+
+
+def model_method(target: LanguageModel, draft: LanguageModel) -> str:
+    """The draft-model method for a pair: sd when the vocabularies match, else tokentiming."""
+    try:
+        check_same_vocabulary(draft, target)
+        return "sd"
+    except AnyspecError:
+        return "tokentiming"
 
 
 def _parse_tree(value: str | int | None) -> int | str | None:

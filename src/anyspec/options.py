@@ -87,13 +87,17 @@ def sampling_params(args) -> SamplingParams:
     return SamplingParams(args.temperature, args.top_k, args.top_p, args.seed)
 
 
+def needs_draft(method: str) -> bool:
+    return method == "auto" or METHODS[method][0]
+
+
 def load_models(args) -> tuple:
-    """(target, draft) as the model options name them; no draft for method ar."""
+    """(target, draft) as the model options name them; no draft for ar, lookup and suffix."""
     from .models.registry import load_model
 
     check_backends(args)
     target = load_model(args.target, args.target_backend, args.device, args.n_ctx)
-    if args.method == "ar":
+    if not needs_draft(args.method):
         return target, None
     return target, load_model(args.draft, args.draft_backend, args.device, args.n_ctx, draft=True)
 
@@ -104,5 +108,5 @@ def check_backends(args) -> None:
     from .models.registry import choose_backend
 
     choose_backend(args.target, args.target_backend, args.device)
-    if args.method != "ar":
+    if needs_draft(args.method):
         choose_backend(args.draft, args.draft_backend, args.device)

@@ -46,6 +46,12 @@ def test_every_method_and_draft_length_gives_the_target_alone_text(method, draft
     assert drafted > 0 or draft_length == "auto"  # auto may find drafting does not pay
 
 
+@pytest.mark.parametrize("draft_length", [1, 4, "auto"])
+@pytest.mark.parametrize("method", ["lookup", "suffix", "hybrid"])
+def test_lookup_and_hybrid_give_the_target_alone_text(method, draft_length):
+    assert_seeded_equal_to_target_alone(method, draft_length=draft_length)
+
+
 @pytest.mark.parametrize("method", ["sd", "slem", "tokentiming", "tli"])
 @pytest.mark.parametrize("tree", [1, 3, 8, "auto"])
 def test_every_tree_gives_the_target_alone_text(method, tree):

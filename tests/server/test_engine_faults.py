@@ -25,7 +25,9 @@ def client(gemma_llamacpp, smollm_llamacpp):
         yield c
 
 
-def failing_build_generator(real):
+def failing_build_generator(real, monkeypatch):
+    """The server's generators fail in their second round; undone with monkeypatch (the
+    server keeps its generators from one request to the next)."""
     def build(*args, **kwargs):
         gen = real(*args, **kwargs)
         propose, calls = gen.proposer.propose, []
@@ -36,7 +38,7 @@ def failing_build_generator(real):
                 raise RuntimeError("injected fault")
             return propose(*a, **kw)
 
-        gen.proposer.propose = propose_then_fail
+        monkeypatch.setattr(gen.proposer, "propose", propose_then_fail)
         return gen
 
     return build
@@ -47,7 +49,7 @@ def test_engine_failure_is_a_500_and_the_server_keeps_serving(client, monkeypatc
     assert good.status_code == 200
     expected = good.json()["choices"][0]["text"]
 
-    monkeypatch.setattr(worker_module, "build_generator", failing_build_generator(worker_module.build_generator))
+    monkeypatch.setattr(worker_module, "build_generator", failing_build_generator(worker_module.build_generator, monkeypatch))
     r = client.post("/v1/completions", json=BODY)
     assert r.status_code == 500
     error = r.json()["error"]

@@ -13,6 +13,14 @@ from ..errors import AnyspecError
 from ..models.base import ForwardCosts
 
 
+def expected_tokens(acceptance: float, k: int) -> float:
+    """Tokens a round that verifies k drafted tokens commits on average, when each is
+    accepted with probability `acceptance` given the ones before it (the geometric model):
+    1 + a + a^2 + ... + a^k."""
+    a = min(acceptance, 0.999)
+    return (1 - a ** (k + 1)) / (1 - a)
+
+
 class FixedDraftLength:
     def __init__(self, k: int) -> None:
         self._k = k
@@ -121,8 +129,7 @@ class CostAwareDraftLength:
         """Seconds drafting k tokens per round saves over plain decoding for new_tokens tokens."""
         if new_tokens is None:
             return float("inf")
-        a = min(self.acceptance, 0.999)
-        per_token = self.expected_round_seconds(k) * (1 - a) / (1 - a ** (k + 1))
+        per_token = self.expected_round_seconds(k) / expected_tokens(self.acceptance, k)
         return new_tokens * (self.expected_round_seconds(0) - per_token)
 
     def _reading(self, prompt_tokens: int) -> float:
@@ -140,23 +147,23 @@ class CostAwareDraftLength:
         return self._k
 
     def _probe_is_cheap(self) -> bool:
-        """A probe costs the draft's catch-up plus a 2-token round instead of a plain one."""
-        if self.draft_costs is None:  # target only: nothing to probe
-            return False
-        catch_up = self.draft_costs.estimate(self.behind) if self.behind > 1 else 0.0
+        """A probe costs the draft's catch-up plus a 2-token round instead of a plain one
+        (no catch-up for a proposer with no draft model: lookup)."""
+        catch_up = 0.0
+        if self.draft_costs is not None and self.behind > 1:
+            catch_up = self.draft_costs.estimate(self.behind)
         plain, probe = self.expected_round_seconds(0), self.expected_round_seconds(2)
         if catch_up is None or plain is None or probe is None:
             return True
         return catch_up + probe - plain <= self.probe_budget * self._since_draft * plain
 
     def best_k(self) -> int:
-        a = min(self.acceptance, 0.999)
         best_k, best_rate = 0, None
         for k in range(self.max_k + 1):
             seconds = self.expected_round_seconds(k)
             if seconds is None:
                 continue
-            rate = (1 - a ** (k + 1)) / (1 - a) / seconds
+            rate = expected_tokens(self.acceptance, k) / seconds
             if best_rate is None or rate > best_rate:
                 best_k, best_rate = k, rate
         return best_k

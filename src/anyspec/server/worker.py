@@ -24,9 +24,16 @@ from ..sampling import SamplingParams
 from .protocol import RequestError
 
 
-def build_generator(target, draft, config: GeneratorConfig) -> SpeculativeGenerator:
-    """A generator for one request: a fresh proposer over the loaded models (cheap)."""
-    return config.build(target, draft)
+def build_generator(target, draft, config: GeneratorConfig,
+                    cache: dict | None = None) -> SpeculativeGenerator:
+    """The generator for a request's config: the one in `cache` built for the same config, so
+    that what it learns carries from one request to the next (auto's and hybrid's measured
+    costs and acceptance, suffix's earlier outputs), else a new one, kept there."""
+    if cache is None:
+        return config.build(target, draft)
+    if config not in cache:
+        cache[config] = config.build(target, draft)
+    return cache[config]
 
 
 def method_problems(target, draft, config: GeneratorConfig) -> dict[str, str]:
@@ -48,6 +55,7 @@ class Worker:
         self.max_queue = max_queue
         self.default_method = options.resolve_method(target, draft)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anyspec-engine")
+        self.generators: dict[GeneratorConfig, SpeculativeGenerator] = {}  # used on _thread only
         self._lock = asyncio.Lock()
         self.admitted = 0  # requests holding a place: running, waiting, or about to wait
         self.running = 0
@@ -99,7 +107,7 @@ class Worker:
         config = self.options.for_method(method or self.default_method, draft_length)
 
         def start():
-            gen = build_generator(self.target, self.draft, config)
+            gen = build_generator(self.target, self.draft, config, self.generators)
             stream = gen.stream(prompt_ids, max_tokens, sampling, stop)
             return stream, iter(stream)
 
