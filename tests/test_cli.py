@@ -40,12 +40,23 @@ def test_generate_json_matches_target_alone(capsys):
 
 
 @pytest.mark.slow
+def test_lookup_needs_no_draft_model(capsys):
+    argv = ["generate", "one two three one two three one two", "--max-new-tokens", "12", "--json"]
+    status, out, _ = _run(capsys, *argv, "--method", "ar")
+    alone = json.loads(out)
+    status, out, err = _run(capsys, *argv, "--method", "lookup", "--draft", "no-such-draft")
+    assert status == 0, err
+    result = json.loads(out)
+    assert result["token_ids"] == alone["token_ids"] and result["stats"]["method"] == "lookup"
+
+
+@pytest.mark.slow
 def test_a_seed_gives_the_target_alone_text_with_any_method(capsys):
     argv = ["generate", "Once upon a time", "--max-new-tokens", "24", "--json",
             "--temperature", "0.8", "--top-p", "0.95", "--seed", "5"]
     outputs = {}
     for method, draft_length in (("ar", "auto"), ("tli", "2"), ("slrs", "adaptive"),
-                                 ("tokentiming", "auto")):
+                                 ("tokentiming", "auto"), ("hybrid", "auto"), ("suffix", "4")):
         status, out, _ = _run(capsys, *argv, "--method", method, "--draft-length", draft_length)
         assert status == 0
         outputs[method] = json.loads(out)["text"]

@@ -50,6 +50,23 @@ def test_cross_vocabulary_greedy_equals_target_alone(method, gemma_llamacpp, smo
     _assert_greedy_equal(gemma_llamacpp, SpeculativeGenerator(gemma_llamacpp, proposer, 4))
 
 
+@pytest.mark.parametrize("method", ["lookup", "suffix", "hybrid"])
+def test_lookup_and_hybrid_greedy_equal_target_alone(method, gemma_llamacpp, smollm_llamacpp):
+    """Chains (llama.cpp verifies no trees); suffix and hybrid also match the earlier prompts'
+    outputs, since one generator runs them all."""
+    generator = GeneratorConfig(method=method).build(gemma_llamacpp, smollm_llamacpp)
+    _assert_greedy_equal(gemma_llamacpp, generator)
+
+
+@pytest.mark.parametrize("method", ["suffix", "hybrid"])
+def test_lookup_trees_and_hybrid_trees_greedy_equal_target_alone(method, gemma_hf, smollm_llamacpp):
+    """On transformers: suffix's matches as a tree, hybrid's lookup and draft as two branches."""
+    generator = GeneratorConfig(method=method).build(gemma_hf, smollm_llamacpp)
+    for category, prompt in PROMPTS[:13:2]:
+        got = generator.generate(prompt, N_TOKENS)
+        assert got.token_ids == _target_alone(gemma_hf, prompt), category
+
+
 def test_a_draft_reading_only_the_end_of_the_prompt_changes_nothing(gemma_llamacpp,
                                                                      smollm_llamacpp):
     """A 16-token draft window (most prompts cut) changes what is proposed, not the output."""

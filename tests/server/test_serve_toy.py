@@ -311,3 +311,16 @@ def test_a_seed_gives_the_same_text_whatever_the_method_and_draft_length(client)
             speculative = {"method": method, "draft_length": draft_length}
             assert text(speculative) == want, speculative
         assert text({"method": method}, stream=True) == want, method
+
+
+def test_suffix_drafts_from_an_earlier_requests_output():
+    """The server keeps one generator per setting, so suffix lookup matches what it wrote for
+    earlier requests: asked again, it drafts from its first answer, in fewer passes."""
+    body = {"model": MODEL, "max_tokens": 24, "temperature": 0,
+            "speculative": {"method": "suffix", "draft_length": 8}}
+    with toy_client() as c:
+        first = c.post("/v1/completions", json={**body, "prompt": "ab c"}).json()
+        again = c.post("/v1/completions", json={**body, "prompt": "ab c"}).json()
+    assert again["choices"][0]["text"] == first["choices"][0]["text"]
+    assert again["usage"]["speculative"]["steps"] < first["usage"]["speculative"]["steps"]
+    assert again["usage"]["speculative"]["accepted_tokens"] > first["usage"]["speculative"]["accepted_tokens"]

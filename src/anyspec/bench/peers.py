@@ -3,6 +3,8 @@
 - hf-uag: transformers' universal assisted generation, `target.generate(ids, assistant_model=
   draft, tokenizer=..., assistant_tokenizer=...)`: greedy re-tokenizes the draft's text (SLEM-like),
   sampling uses a vocabulary-intersection translator (TLI-like).
+- hf-lookup: transformers' prompt lookup decoding, `generate(ids, prompt_lookup_num_tokens=10)`:
+  candidates copied from the latest match of the last tokens (up to 2) in the prompt and output.
 - hf-ar: transformers' `generate` with the target alone, the baseline hf peers are measured
   against (same library, same fp32 weights, same stopping).
 
@@ -20,8 +22,12 @@ import time
 from ..engine import GenerationStats
 from ..sampling import SamplingParams
 
+PROMPT_LOOKUP_TOKENS = 10  # the value transformers' documentation uses
+
 PEERS = {
     "hf-uag": (True, "transformers' universal assisted generation (its own draft/verify loop)"),
+    "hf-lookup": (False, "transformers' prompt lookup decoding (generate(prompt_lookup_num_tokens"
+                         f"={PROMPT_LOOKUP_TOKENS}), no draft model)"),
     "hf-ar": (False, "transformers generate, target alone: the baseline of the hf peers"),
 }
 PEER_BASELINE = "hf-ar"
@@ -136,6 +142,8 @@ class HFPeer:
                 setattr(self.draft._model.generation_config, key, value)
             kwargs.update(assistant_model=self.draft._model, tokenizer=tok._tok,
                           assistant_tokenizer=self.draft.tokenizer._tok)
+        elif method == "hf-lookup":
+            kwargs.update(prompt_lookup_num_tokens=PROMPT_LOOKUP_TOKENS)
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
         self.target_timer.calls.clear()
