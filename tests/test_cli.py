@@ -82,7 +82,7 @@ def test_models_lists_both_embedded_models(capsys):
     (["--target-backend", "llamacpp", "--device", "cuda"], "CPU only"),
     (["--draft-window", "0"], "draft_window must be at least 1"),
     (["--tree", "wide"], "tree must be auto or a number of tokens"),
-    (["--tree", "8", "--method", "slrs"], "trees work with sd, tli, slem, tokentiming; slrs"),
+    (["--tree", "8", "--method", "slrs"], "trees work with sd, tli, slem, tokentiming, lookup, suffix; slrs"),
     pytest.param(["--tree", "8", "--method", "tli"],  # found once the target is loaded
                  "llamacpp backend cannot verify a token tree.*on the hf backend",
                  marks=pytest.mark.slow),

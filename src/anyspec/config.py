@@ -65,7 +65,7 @@ COUPLING = {
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    method: str = "auto"  # auto: sd when the vocabularies match, else tokentiming; ar without a draft
+    method: str = "auto"  # auto: hybrid (with --tree: the pair's model method); ar without a draft
     draft_length: int | str = "auto"  # "auto" (cost-aware), "adaptive" (+2/-1) or a fixed k
     draft_stop_below: float | None = None  # None: 0.4 when the length adapts (control/)
     sampled_drafting: bool = False  # slem, tokentiming: sample the draft instead of its argmax
@@ -124,7 +124,9 @@ class GeneratorConfig:
             return self.method
         if draft is None:
             return "ar"
-        return model_method(target, draft)
+        if self.tree is not None:  # a tree setting asks for the draft model's trees
+            return model_method(target, draft)
+        return "hybrid"
 
     def proposer(self, target: LanguageModel, draft: LanguageModel | None = None) -> Proposer:
         """The proposer for the method; the checks say what to change when the pair does not

@@ -21,7 +21,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                         f"model directory (default {DEFAULT_TARGET})")
     p.add_argument("--draft", default=DEFAULT_DRAFT, help=f"draft model, same forms (default {DEFAULT_DRAFT})")
     p.add_argument("--method", default="auto", choices=["auto", *METHODS],
-                   help="auto: sd when the vocabularies match, else tokentiming. "
+                   help="auto (default): hybrid, or with --tree the draft model's method "
+                        "(sd when the vocabularies match, else tokentiming). "
                         f"{_methods_help()}")
     p.add_argument("--target-backend", default="auto", choices=BACKENDS,
                    help="auto: llamacpp for .gguf files on CPU, hf (transformers) otherwise")

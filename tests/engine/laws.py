@@ -38,11 +38,19 @@ def law_pvalue(counts, law, n_runs):
 def three_token_law_pvalue(gen, params, seed, n_runs=12_000):
     """Generate 3 tokens after [0, 1] n_runs times (seeds drawn from `seed`); the p-value of
     the sequence counts against the target's exact law."""
-    law = exact_sequence_law(gen.target, [0, 1], 3, params)
+    return three_token_law_test(gen, [0, 1], params, seed, n_runs)[0]
+
+
+def three_token_law_test(gen, prompt, params, seed, n_runs):
+    """(p-value, tokens drafted): 3 tokens after `prompt`, n_runs times with seeds drawn from
+    `seed`, against the target's exact law."""
+    law = exact_sequence_law(gen.target, prompt, 3, params)
     rng = np.random.default_rng(seed)
     counts = dict.fromkeys(law, 0)
+    drafted = 0
     for _ in range(n_runs):
-        out = gen.generate([0, 1], 3, SamplingParams(params.temperature, params.top_k,
+        out = gen.generate(prompt, 3, SamplingParams(params.temperature, params.top_k,
                                                      seed=int(rng.integers(2**63))))
         counts[tuple(out.token_ids)] += 1
-    return law_pvalue(counts, law, n_runs)
+        drafted += out.stats.drafted
+    return law_pvalue(counts, law, n_runs), drafted

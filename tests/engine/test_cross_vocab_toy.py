@@ -6,7 +6,7 @@ intersection and draft re-synchronisation after partial acceptance.
 
 import numpy as np
 import pytest
-from laws import exact_sequence_law, law_pvalue
+from laws import three_token_law_test
 from synthetic import ToyModel, ToyTokenizer
 
 from anyspec.config import GeneratorConfig
@@ -28,18 +28,10 @@ def test_cross_vocabulary_keeps_the_target_law(method, tree, sampled):
     draft = ToyModel(ToyTokenizer(DRAFT_PIECES), seed=12, sharpness=1.5)
     proposer = GeneratorConfig(method=method, tree=tree, sampled_drafting=sampled).proposer(target, draft)
     gen = SpeculativeGenerator(target, proposer, 3, coupling="off")  # tli, slrs: rejection rule
-    params = SamplingParams(1.0)
-    prompt = [0, 5]
-    law = exact_sequence_law(target, prompt, 3, params)
-    rng = np.random.default_rng(5)
-    counts = dict.fromkeys(law, 0)
-    n_runs, drafted = 8000, 0
-    for _ in range(n_runs):
-        out = gen.generate(prompt, 3, SamplingParams(1.0, seed=int(rng.integers(2**63))))
-        counts[tuple(out.token_ids)] += 1
-        drafted += out.stats.drafted
+    n_runs = 8000
+    pvalue, drafted = three_token_law_test(gen, [0, 5], SamplingParams(1.0), 5, n_runs)
     assert drafted > n_runs  # proposals were made and verified
-    assert law_pvalue(counts, law, n_runs) > 1e-3
+    assert pvalue > 1e-3
 
 
 @pytest.mark.parametrize("method, tree", [

@@ -4,7 +4,7 @@ coupling: the exact law of three tokens; seeded: test_seeded_toy.py)."""
 
 import numpy as np
 import pytest
-from laws import exact_sequence_law, law_pvalue
+from laws import three_token_law_test
 from synthetic import ToyModel, ToyTokenizer
 
 from anyspec.config import GeneratorConfig
@@ -92,6 +92,9 @@ def test_the_methods_need_the_right_models_and_options():
     assert GeneratorConfig(method="hybrid").proposer(ToyModel(same, 1), ToyModel(same, 2)).model.name == "sd"
     with pytest.raises(AnyspecError, match="tree"):
         GeneratorConfig(method="hybrid", tree=4).validate()
+    assert GeneratorConfig().resolve_method(t, d) == "hybrid"  # the default
+    assert GeneratorConfig(tree=4).resolve_method(t, d) == "tokentiming"  # trees of the draft
+    assert GeneratorConfig().resolve_method(t, None) == "ar"
     with pytest.raises(AnyspecError, match="draft window"):
         GeneratorConfig(method="lookup", draft_window=8).validate()
 
@@ -142,18 +145,11 @@ def test_sampled_keeps_the_target_law(method, option, trees):
     gen = GeneratorConfig(method=method, tree=tree, draft_length=3, coupling="off").build(t, d)
     if method == "hybrid":
         any_plan(gen.proposer, np.random.default_rng(7))
-    prompt = [0, 1, 2, 0, 1, 2, 0, 1]  # repeats: lookup has matches from the first round
-    params = SamplingParams(1.0)
-    law = exact_sequence_law(t, prompt, 3, params)
-    rng = np.random.default_rng(5)
-    counts = dict.fromkeys(law, 0)
-    n_runs, drafted = 6000, 0
-    for _ in range(n_runs):
-        out = gen.generate(prompt, 3, SamplingParams(1.0, seed=int(rng.integers(2**63))))
-        counts[tuple(out.token_ids)] += 1
-        drafted += out.stats.drafted
+    n_runs = 6000  # the prompt repeats: lookup has matches from the first round
+    pvalue, drafted = three_token_law_test(gen, [0, 1, 2, 0, 1, 2, 0, 1], SamplingParams(1.0), 5,
+                                           n_runs)
     assert drafted > n_runs / 3  # proposals were made and verified
-    assert law_pvalue(counts, law, n_runs) > 1e-3
+    assert pvalue > 1e-3
     if isinstance(gen.proposer, HybridProposer):
         assert set(gen.proposer.chosen) == {"plain", "lookup", "model"} | ({"both"} if trees else set())
 

@@ -94,7 +94,7 @@ def test_confirmed_branch_follows_the_committed_text():
 def test_tree_only_for_methods_that_draft_trees():
     tok = ToyTokenizer(PIECES)
     target, draft = ToyModel(tok, seed=1), ToyModel(tok, seed=2)
-    with pytest.raises(AnyspecError, match="trees work with sd, tli, slem, tokentiming; slrs"):
+    with pytest.raises(AnyspecError, match="trees work with sd, tli, slem, tokentiming, lookup, suffix; slrs"):
         GeneratorConfig(method="slrs", tree=8).proposer(target, draft)
     for bad in (0, "-3", "wide", 2.5):
         with pytest.raises(AnyspecError, match="tree must be auto or a number"):

@@ -1,5 +1,5 @@
 """`anyspec serve` with the embedded pair (Gemma 3 270M drafted by SmolLM2 135M, method auto ->
-tokentiming), driven by the official openai client: completions, chat, streaming, usage
+hybrid), driven by the official openai client: completions, chat, streaming, usage
 statistics, errors, metrics, a 16-request load from a second process, and a disconnect."""
 
 import json
@@ -48,7 +48,7 @@ def spec_of(usage) -> dict:
 def test_models_and_health(server, client):
     models = client.models.list().data
     assert [m.id for m in models] == [MODEL]
-    assert models[0].model_extra["default_method"] == "tokentiming"
+    assert models[0].model_extra["default_method"] == "hybrid"
     assert client.models.retrieve(MODEL).id == MODEL
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("gpt-4o")
@@ -66,7 +66,7 @@ def test_completion_is_lossless_and_reports_speculative_usage(client):
 
     u, s = spec.usage, spec_of(spec.usage)
     assert u.completion_tokens <= MAX_TOKENS and u.total_tokens == u.prompt_tokens + u.completion_tokens
-    assert (s["method"], s["draft_length"]) == ("tokentiming", "auto")
+    assert (s["method"], s["draft_length"]) == ("hybrid", "auto")
     assert 1 <= s["steps"] <= u.completion_tokens and 0 <= s["accepted_tokens"] <= s["draft_tokens"]
     assert s["mean_acceptance_length"] == pytest.approx(1 + s["accepted_tokens"] / s["steps"])
     assert s["acceptance_rate"] == pytest.approx(s["accepted_tokens"] / max(1, s["draft_tokens"]))
@@ -104,7 +104,7 @@ def test_streaming_completion_matches_and_ends_with_usage(client):
     last = chunks[-1]
     assert last.choices == [] and last.usage.completion_tokens == whole.usage.completion_tokens
     s = spec_of(last.usage)  # the draft lengths depend on timings: only the text is fixed
-    assert s["method"] == "tokentiming" and s["steps"] >= 1
+    assert s["method"] == "hybrid" and s["steps"] >= 1
     assert s["mean_acceptance_length"] == pytest.approx(1 + s["accepted_tokens"] / s["steps"])
     for options in (None, {"include_usage": False}):  # a usage chunk only when asked, as OpenAI
         no_usage = list(complete(client, prompt, stream=True, stream_options=options))

@@ -10,6 +10,8 @@ the proposer a method name asks for.
     intersection.py      `tli`: the draft restricted to the tokens both vocabularies share
     string_rejection.py  `slrs`: the law over target tokens of the draft's strings
     tree.py              DySpec token trees, for sd, tli, slem and tokentiming
+    lookup.py            `lookup` and `suffix`: no draft model, continuations of earlier matches
+    hybrid.py            `hybrid`: each round plain, lookup, the draft model or both as a tree
 """
 
 from .base import NoProposer, Proposal, Proposer

@@ -5,9 +5,10 @@ vLLM's ngram proposer): find the longest recent n-gram of the target ids that en
 committed text (between `min_ngram` and `max_ngram` tokens) earlier in the prompt or the
 output so far, and propose what followed it.
 
-`suffix` matches the same way, and also in the earlier prompts and outputs of this generator
-(a server's generator serves every request, so one request drafts from another's answer), as
-SuffixDecoding does (Oliaro et al. 2024) with a suffix tree. Here the earlier sequences are
+`suffix` matches the same way, and where the current sequence has no match, in the earlier
+prompts and outputs of this generator (a server keeps a generator for every request, so one
+request drafts from another's answer), as SuffixDecoding does (Oliaro et al. 2024) with a
+suffix tree. Here the earlier sequences are
 kept in one array, separated by -1, and scanned directly: vectorised, a quarter of a million
 ids take a fraction of a millisecond.
 
@@ -126,21 +127,19 @@ class LookupProposer:
         return Proposal(trie.best_chain())
 
     def candidates(self, committed: Sequence[int], k: int) -> Trie:
-        """The trie of up to k tokens after each match of the longest matching n-gram, the
-        current sequence's matches before the earlier sequences', the latest first."""
+        """The trie of up to k tokens after each match of the longest n-gram that matches,
+        the latest first: in the current sequence, else (suffix) in the earlier ones. The
+        current sequence's own matches predict it better than other requests' text, which
+        accepted less when it could outvote them (docs/performance.md)."""
         context = np.asarray(committed, dtype=np.int64)
-        sources = [context] if self.history is None else [context, self.history]
-        trie, found = Trie(), 0
-        for n in range(min(self.max_ngram, len(context)), self.min_ngram - 1, -1):
-            suffix = context[-n:]
-            for tokens in sources:
-                for start in match_starts(tokens, suffix)[::-1]:  # the latest first
+        trie = Trie()
+        for tokens in ([context] if self.history is None else [context, self.history]):
+            for n in range(min(self.max_ngram, len(context)), self.min_ngram - 1, -1):
+                starts = match_starts(tokens, context[-n:])[::-1][:self.max_matches]
+                for start in starts:
                     continuation = tokens[start + n:start + n + k]
                     trie.add(continuation[:np.argmax(np.append(continuation, SEPARATOR)
                                                      == SEPARATOR)])
-                    found += 1
-                    if found >= self.max_matches:
-                        return trie
-            if found:
-                return trie
+                if len(starts):
+                    return trie
         return trie
