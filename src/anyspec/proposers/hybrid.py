@@ -85,8 +85,9 @@ class HybridProposer:
 
     def prefill(self, committed: Sequence[int], warm: bool = True) -> None:
         self.lookup.prefill(committed, warm)
-        warm = warm and (self._warming_up() or self._model_best(16, len(committed))[1]
-                         > self._plain_rate())
+        # the draft reads the prompt now only if its plans are expected to pay; else it reads
+        # it the first time one is chosen (a cost its plans are charged)
+        warm = warm and self._model_best(16, len(committed))[1] > self._plain_rate()
         self.model.prefill(committed, warm)
         self._model_at = len(committed) if warm else 0
         self._pending, self._since_model = None, 0
