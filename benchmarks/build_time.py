@@ -1,4 +1,5 @@
-"""How long making a proposer takes, first and warm: the server makes one per request.
+"""How long making a proposer takes, first and warm: the server makes one for each setting,
+at its first request.
 
     python benchmarks/build_time.py [--repeats 5]
 

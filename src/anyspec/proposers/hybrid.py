@@ -14,10 +14,11 @@ outside the models.
 - both: the two as branches of one token tree, when the target verifies trees and both are
   point masses.
 
-The draft model reads the text only when its plan is chosen, catching up on what it missed;
-the catch-up is charged to the model's plans, spread over `probe_every` rounds. While the
-model loses to the other plans it is still tried (2 steps) every `probe_every` rounds, when
-catching up costs little, so a change in its acceptance is noticed.
+The draft model reads the text only when its plan is chosen, catching up on what it missed
+(the prompt included); the catch-up is charged to the model's plans, spread over
+`probe_every` rounds. While the model loses to the other plans it is still tried (2 steps)
+every `probe_every` rounds, when catching up costs little, so a change in its acceptance is
+noticed.
 
 Acceptance is learnt from what the target committed: the next round's committed ids show how
 far each proposed chain was accepted.
@@ -85,11 +86,10 @@ class HybridProposer:
 
     def prefill(self, committed: Sequence[int], warm: bool = True) -> None:
         self.lookup.prefill(committed, warm)
-        # the draft reads the prompt now only if its plans are expected to pay; else it reads
-        # it the first time one is chosen (a cost its plans are charged)
-        warm = warm and self._model_best(16, len(committed))[1] > self._plain_rate()
-        self.model.prefill(committed, warm)
-        self._model_at = len(committed) if warm else 0
+        # the draft reads the prompt the first time a plan needs it, a cost charged to its
+        # plans: read now, it is wasted whenever lookup wins every round
+        self.model.prefill(committed, warm=False)
+        self._model_at = 0
         self._pending, self._since_model = None, 0
 
     def propose(self, committed: Sequence[int], k: int, params: SamplingParams,
