@@ -6,11 +6,10 @@ committed text (between `min_ngram` and `max_ngram` tokens) earlier in the promp
 output so far, and propose what followed it.
 
 `suffix` matches the same way, and where the current sequence has no match, in the earlier
-prompts and outputs of this generator (a server keeps a generator for every request, so one
-request drafts from another's answer), as SuffixDecoding does (Oliaro et al. 2024) with a
-suffix tree. Here the earlier sequences are
-kept in one array, separated by -1, and scanned directly: vectorised, a quarter of a million
-ids take a fraction of a millisecond.
+prompts and outputs of this generator (a server keeps one generator per setting across
+requests, so one request drafts from another's answer), as SuffixDecoding does (Oliaro et al.
+2024) with a suffix tree. Here the earlier sequences are kept in one array, separated by -1,
+and scanned directly with numpy.
 
 Every match of the longest n-gram continues into up to k tokens; the continuations merge
 into a trie whose nodes count the matches through them. A target that verifies trees gets
@@ -108,7 +107,9 @@ class LookupProposer:
         self._seen: list[int] = []  # the committed ids of the current sequence, last seen
 
     def prefill(self, committed: Sequence[int], warm: bool = True) -> None:
-        if self.history is not None and self._seen:
+        if self.history is None:
+            return
+        if self._seen:
             kept = self.history[-HISTORY_TOKENS:]
             if len(kept) < len(self.history):  # drop whole sequences only
                 kept = kept[np.argmax(kept == SEPARATOR) + 1:]
@@ -117,7 +118,8 @@ class LookupProposer:
 
     def propose(self, committed: Sequence[int], k: int, params: SamplingParams,
                 draws: Draws) -> Proposal:
-        self._seen = list(committed)
+        if self.history is not None:  # the sequence goes into the history at the next prefill
+            self._seen = list(committed)
         if k < 1:
             return Proposal()
         trie = self.candidates(committed, k)
@@ -128,9 +130,8 @@ class LookupProposer:
 
     def candidates(self, committed: Sequence[int], k: int) -> Trie:
         """The trie of up to k tokens after each match of the longest n-gram that matches,
-        the latest first: in the current sequence, else (suffix) in the earlier ones. The
-        current sequence's own matches predict it better than other requests' text, which
-        accepted less when it could outvote them (docs/performance.md)."""
+        the latest first: in the current sequence, else (suffix) in the earlier ones, whose
+        text predicts the current sequence less well than its own."""
         context = np.asarray(committed, dtype=np.int64)
         trie = Trie()
         for tokens in ([context] if self.history is None else [context, self.history]):
