@@ -143,7 +143,7 @@ class GeneratorConfig:
         if method == "hybrid":  # suffix lookup and the pair's own model method
             model = replace(config, method=model_method(target, draft), draft_length="auto",
                             tree=None)
-            return HybridProposer(LookupProposer(target, history=True),
+            return HybridProposer(LookupProposer(target, history=True, tree_budget=LOOKUP_TREE),
                                   model.proposer(target, draft), target)
         if config.tree is not None and not target.supports_trees:
             raise AnyspecError(target.no_trees_message())

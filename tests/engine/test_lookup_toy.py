@@ -12,7 +12,7 @@ from anyspec.engine import SpeculativeGenerator
 from anyspec.errors import AnyspecError
 from anyspec.models.base import LanguageModel
 from anyspec.noise import Draws
-from anyspec.proposers.hybrid import HybridProposer, both_expected_tokens
+from anyspec.proposers.hybrid import Calibration, HybridProposer, Plan, both_expected_tokens
 from anyspec.proposers.lookup import LookupProposer, Trie, match_starts
 from anyspec.sampling import SamplingParams
 
@@ -102,13 +102,32 @@ def test_the_methods_need_the_right_models_and_options():
 def test_hybrid_learns_each_sources_acceptance_from_what_was_committed():
     t, d = target(), ToyModel(ToyTokenizer(DRAFT_PIECES), seed=1)
     hybrid = GeneratorConfig(method="hybrid").proposer(t, d)
-    hybrid._pending = (3, {"lookup": [1, 2, 3], "model": [1, 5]})
-    hybrid._learn([0, 0, 0, 1, 2, 4])  # lookup: 2 accepted then a miss; model: 1 then a miss
+    hybrid._pending = (3, Plan("both", 2), 0.0, {"lookup": [1, 2, 3], "model": [1, 5]})
+    hybrid._learn([0, 0, 0, 1, 2, 4], 1.0)  # lookup: 2 accepted then a miss; model: 1 then a miss
     lookup, model = hybrid.sources["lookup"], hybrid.sources["model"]
     assert (lookup.accepted, lookup.rejected) == (0.95 + 2, 0.95 + 1)
     assert (model.accepted, model.rejected) == (0.95 + 1, 0.95 + 1)
+    # lookup's chain is scored every round; a chain longer than what was committed and
+    # matching all of it counts no rejection
+    hybrid._pending = (6, Plan("model", 1), 1.0, {"lookup": [7, 8, 9]})
+    hybrid._learn([0, 0, 0, 1, 2, 4, 7, 8], 2.0)
+    assert (lookup.accepted, lookup.rejected) == (0.95 * (0.95 + 2) + 2, 0.95 * (0.95 + 1))
     assert both_expected_tokens(0.5, 2, 0.0, 0) == pytest.approx(1 + 0.5 + 0.25)
     assert both_expected_tokens(0.5, 1, 0.5, 1) == pytest.approx(1 + 0.75)
+
+
+def test_a_plans_score_is_corrected_by_how_its_rounds_went():
+    calibration = Calibration()
+    assert calibration.gain == 1.0
+    for _ in range(40):  # rounds commit half the tokens predicted, in twice the time
+        calibration.fade()
+        calibration.observe(Plan("both", 2, tokens=8.0, seconds=0.1), 4, 0.2)
+    assert 0.25 < calibration.gain < 0.35  # a quarter, less the prior's pull towards 1
+    for _ in range(300):  # not chosen again: it fades back towards the prior
+        calibration.fade()
+    assert calibration.gain > 0.9
+    calibration.observe(Plan("model", 4), 4, 1.0)  # a plan with no estimate is not scored
+    assert calibration.gain > 0.9
 
 
 CASES = [("lookup", None, True), ("suffix", None, True), ("lookup", None, False),
@@ -157,10 +176,10 @@ def test_sampled_keeps_the_target_law(method, option, trees):
 def any_plan(hybrid, rng):
     """Make the hybrid pick a random plan each round, of a random length: its output must keep
     the law whatever the cost model would choose (on toys it mostly chooses plain decoding)."""
-    def plan(n_lookup, k, at):
+    def plan(n_lookup, k, at, tree_size=0):
         plans = ["plain", "model"] + ["lookup", "both"][:(n_lookup > 0) * (1 + hybrid.trees)]
         name = plans[rng.integers(len(plans))]
-        return name, int(rng.integers(1, (n_lookup if name == "lookup" else k) + 1))
+        return Plan(name, int(rng.integers(1, (n_lookup if name == "lookup" else k) + 1)))
 
     hybrid._plan = plan
 

@@ -94,17 +94,21 @@ class ForwardCosts:
         del recent[:-self.window]
         self.seconds[n_tokens] = min(recent)
 
-    def estimate(self, n_tokens: int) -> float | None:
+    def estimate(self, n_tokens: int, scale_beyond: bool = False) -> float | None:
         """Seconds for n new tokens: measured, else interpolated between measured sizes; None
         before any measurement. Beyond the largest size measured, the cost of that size: an
         optimistic guess, so the controller tries the larger size and measures it, where a
         pessimistic one would keep it from ever learning (a prompt the draft never reads, a
-        draft length never tried)."""
+        draft length never tried); with `scale_beyond`, that cost scaled in proportion to
+        n (a pass over many tokens, such as a catch-up on text the draft missed, costs about
+        that much)."""
         if not self.seconds:
             return None
         if n_tokens in self.seconds:
             return self.seconds[n_tokens]
         sizes = sorted(self.seconds)
+        if scale_beyond and n_tokens > sizes[-1]:
+            return self.seconds[sizes[-1]] * n_tokens / sizes[-1]
         return float(np.interp(n_tokens, sizes, [self.seconds[n] for n in sizes]))
 
 

@@ -8,20 +8,26 @@ outside the models.
 
 - plain: no proposal, one target token per pass;
 - lookup: the model-free continuation of text already seen (lookup.py, with `suffix`'s
-  history), costing no model pass (its search, well under a millisecond, runs every round
-  and is left out of the scores); only when there is a match;
+  history; a tree of its matches where the target verifies trees), costing no model pass
+  (its search, well under a millisecond, runs every round and is left out of the scores);
+  only when there is a match;
 - model: the draft model's proposal (sd or a cross-vocabulary method), k steps;
 - both: the two as branches of one token tree, when the target verifies trees and both are
   point masses.
 
 The draft model reads the text only when its plan is chosen, catching up on what it missed
-(the prompt included); the catch-up is charged to the model's plans, spread over
-`probe_every` rounds. While the model loses to the other plans it is still tried (2 steps)
-every `probe_every` rounds, when catching up costs little, so a change in its acceptance is
-noticed.
+(the prompt included); the catch-up is charged to the plan that needs it, a prompt's in
+part, as it serves the request's later rounds too: a request that has run r rounds is taken
+to run about r more, so the plan pays a r-th. While the model
+loses to the other plans it is still tried (2 steps) every `probe_every` rounds, when
+catching up costs at most a tenth of the time since it last ran, so a change in its
+acceptance is noticed.
 
 Acceptance is learnt from what the target committed: the next round's committed ids show how
-far each proposed chain was accepted.
+far each chain matched (lookup's every round, proposed or not). The scores leave things out (the engine's own time per
+round, a tree's other branches, chains that fail together, re-tokenized text running past
+its steps), so each plan's score is corrected by how its own rounds went: the tokens they
+committed and the seconds they took, over those the scores predicted.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
 
 from ..control.draft_length import expected_tokens
 from ..models.base import LanguageModel
@@ -62,6 +71,57 @@ class Source:
         self.overhead += 0.2 * (seconds - self.overhead)
 
 
+VERIFY_SIZES = 64  # target passes up to this many tokens count as verify passes
+PRIOR_ROUNDS = 4  # a plan's calibration starts as this many rounds that went as predicted
+
+
+class Plan(NamedTuple):
+    name: str  # plain, lookup, model or both
+    length: int  # the lookup tokens to propose, or the model's steps
+    tokens: float = 1.0  # committed tokens the scores expect
+    seconds: float = 0.0  # the round's seconds they expect (0: not known yet)
+    deferred: float = 0.0  # the part of those the score spreads over later rounds
+
+
+@dataclass
+class Calibration:
+    """A plan's rounds against their scores: sums of tokens and seconds, predicted and
+    measured, that fade each round (so a plan that stopped being chosen on a few unlucky
+    rounds is tried again), plus a prior of `PRIOR_ROUNDS` rounds as predicted."""
+
+    rounds: float = 0.0
+    predicted_tokens: float = 0.0
+    tokens: float = 0.0
+    predicted_seconds: float = 0.0
+    seconds: float = 0.0
+
+    def observe(self, plan: Plan, tokens: int, seconds: float) -> None:
+        if plan.seconds <= 0:
+            return
+        self.rounds += 1
+        self.predicted_tokens += plan.tokens
+        self.tokens += tokens
+        self.predicted_seconds += plan.seconds
+        self.seconds += seconds
+
+    def fade(self, factor: float = 0.98) -> None:
+        self.rounds *= factor
+        self.predicted_tokens *= factor
+        self.tokens *= factor
+        self.predicted_seconds *= factor
+        self.seconds *= factor
+
+    @property
+    def gain(self) -> float:
+        """Measured tokens per second over predicted (1 before any round)."""
+        if not self.rounds:
+            return 1.0
+        prior = PRIOR_ROUNDS / self.rounds  # the prior's weight per unit of the sums
+        tokens = (self.tokens + prior * self.predicted_tokens) / ((1 + prior) * self.predicted_tokens)
+        seconds = (1 + prior) * self.predicted_seconds / (self.seconds + prior * self.predicted_seconds)
+        return tokens * seconds
+
+
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = 0
     while n < len(a) and n < len(b) and a[n] == b[n]:
@@ -79,48 +139,59 @@ class HybridProposer:
         self.trees = target.supports_trees
         self.probe_every, self.warmup_rounds = probe_every, warmup_rounds
         self.sources = {"lookup": Source(), "model": Source()}
+        self.calibration = {name: Calibration() for name in ("plain", "lookup", "model", "both")}
         self.chosen: Counter[str] = Counter()  # plans taken, over the generator's life
-        self._pending: tuple[int, dict[str, list[int]]] | None = None  # (at, chains proposed)
+        # last round: (committed ids then, its plan, when it began, the chains it proposed)
+        self._pending: tuple[int, Plan, float, dict[str, list[int]]] | None = None
         self._model_at = 0  # committed ids the draft had caught up with when it last ran
+        self._prompt_length = 0
+        self._line: tuple[float, float] | None = None  # the target's costs: intercept, slope
         self._since_model = 0  # rounds since the model last proposed
+        self._rounds = 0  # rounds since the prompt
 
     def prefill(self, committed: Sequence[int], warm: bool = True) -> None:
         self.lookup.prefill(committed, warm)
-        # the draft reads the prompt the first time a plan needs it, a cost charged to its
-        # plans: read now, it is wasted whenever lookup wins every round
+        # the draft reads the prompt the first time a plan needs it, a cost charged to that
+        # plan: read now, it is wasted whenever lookup wins every round
         self.model.prefill(committed, warm=False)
-        self._model_at = 0
-        self._pending, self._since_model = None, 0
+        self._model_at, self._prompt_length = 0, len(committed)
+        self._pending, self._since_model, self._rounds = None, 0, 0
 
     def propose(self, committed: Sequence[int], k: int, params: SamplingParams,
                 draws: Draws) -> Proposal:
-        self._learn(committed)
+        started = time.perf_counter()
+        self._learn(committed, started)
         if k < 1:
             return Proposal()
-        chain = self.lookup.candidates(committed, k).best_chain()  # costs well under a ms
-        plan, steps = self._plan(len(chain), k, len(committed))
-        self.chosen[plan] += 1
-        at = len(committed)
-        if plan == "plain":
+        trie = self.lookup.candidates(committed, k)  # costs well under a ms
+        chain = trie.best_chain()
+        self._rounds += 1
+        tree = self.lookup.proposal(trie)  # a tree where the target verifies trees, as lookup's
+        tree_size = len(tree.tokens) if tree.parents is not None else 0
+        plan = self._plan(len(chain), k, len(committed), tree_size)
+        self.chosen[plan.name] += 1
+        # lookup's chain is scored every round, proposed or not: it costs nothing, and a
+        # source scored only when chosen would not be chosen again after a few unlucky rounds
+        chains = {"lookup": chain} if chain else {}
+        self._pending = (len(committed), plan, started, chains)
+        if plan.name in ("plain", "lookup"):
             self._since_model += 1
-            return Proposal()
-        if plan == "lookup":
-            self._since_model += 1
-            self._pending = (at, {"lookup": chain[:steps]})
-            return Proposal(chain[:steps])
-        proposal = self._run_model(committed, steps, params, draws)
-        if plan == "both" and proposal.laws is None and proposal.parents is None:
+            if plan.name == "plain":
+                return Proposal()
+            return tree if tree_size else Proposal(chain[:plan.length])
+        proposal = self._run_model(committed, plan.length, params, draws)
+        if plan.name == "both" and proposal.laws is None and proposal.parents is None:
             drafted = list(proposal.tokens[:k])  # re-tokenized text may run past k
-            trie = Trie()
-            trie.add(chain)
-            trie.add(drafted)
-            self._pending = (at, {"lookup": chain, "model": drafted})
-            if len(trie.tokens) == max(len(chain), len(drafted)):
+            chains["model"] = drafted
+            both = Trie()
+            both.add(chain)
+            both.add(drafted)
+            if len(both.tokens) == max(len(chain), len(drafted)):
                 return Proposal(max(chain, drafted, key=len))  # one holds the other
-            tokens, parents = trie.top(len(trie.tokens))
+            tokens, parents = both.top(len(both.tokens))
             return Proposal(tokens, None, parents)
         if proposal.parents is None:
-            self._pending = (at, {"model": list(proposal.tokens)})
+            chains["model"] = list(proposal.tokens)
         return proposal
 
     def _run_model(self, committed: Sequence[int], k: int, params: SamplingParams,
@@ -133,42 +204,64 @@ class HybridProposer:
         self._model_at, self._since_model = len(committed), 0
         return proposal
 
-    def _learn(self, committed: Sequence[int]) -> None:
-        """Score last round's chains against what the target committed after them."""
+    def _learn(self, committed: Sequence[int], now: float) -> None:
+        """Score last round's chains against what the target committed after them, and its
+        plan's prediction against the tokens and seconds the round took."""
         if self._pending is None:
             return
-        at, chains = self._pending
+        at, plan, started, chains = self._pending
         self._pending = None
         new = committed[at:]
+        for calibration in self.calibration.values():
+            calibration.fade()
+        self.calibration[plan.name].observe(plan, len(new), now - started)
         for source, chain in chains.items():
-            self.sources[source].observe(common_prefix(chain, new), len(chain))
+            n_ok = common_prefix(chain, new)
+            # all that was committed matches: whether the rest would have is not known
+            self.sources[source].observe(n_ok, n_ok if n_ok == len(new) else len(chain))
 
     # --- the cost model ------------------------------------------------------------------
     def _target(self, n: int) -> float | None:
-        return self.target.costs.estimate(n)
+        if self._line is None:
+            return self.target.costs.estimate(n)
+        return max(self._line[0] + self._line[1] * n, 1e-6)
 
-    def _plain_rate(self) -> float:
-        seconds = self._target(1)
-        return 1.0 / seconds if seconds else 0.0
+    def _fit_target_costs(self) -> None:
+        """A line through the target's measured verify passes (sizes up to VERIFY_SIZES,
+        weighted by how often each was measured): a size measured a few times is noisy, and
+        interpolating between such sizes makes a larger pass look cheaper than a smaller
+        one. None (interpolated costs) until two sizes are measured."""
+        costs = self.target.costs
+        sizes = [n for n in costs.seconds if n <= VERIFY_SIZES]
+        self._line = None
+        if len(sizes) >= 2:
+            slope, intercept = np.polyfit(sizes, [costs.seconds[n] for n in sizes], 1,
+                                          w=np.sqrt([costs.counts[n] for n in sizes]))
+            self._line = (float(intercept), max(float(slope), 0.0))
 
     def _warming_up(self) -> bool:
         return self.draft is not None and self.sources["model"].rounds < self.warmup_rounds
 
-    def _catch_up(self, at: int) -> float:
+    def _catch_up(self, at: int) -> tuple[float, float]:
+        """(seconds the draft needs to read the committed ids it has not seen, the part of
+        them spent on the prompt): a prompt, read once for all the request's rounds, is
+        charged in part to the plan that reads it (module docstring)."""
         behind = at - self._model_at
         if self.draft is None or behind <= 1:
-            return 0.0
-        return (self.draft.costs.estimate(behind) or 0.0) / self.probe_every
+            return 0.0, 0.0
+        seconds = self.draft.costs.estimate(behind, scale_beyond=True) or 0.0
+        return seconds, seconds * max(self._prompt_length - self._model_at, 0) / behind
 
-    def _model_best(self, k: int, at: int, lookup_chain: int = 0) -> tuple[int, float]:
-        """(steps, tokens per second) of the best model plan (with the lookup chain as a
-        second branch when lookup_chain > 0), (0, 0.0) when it cannot be estimated."""
+    def _model_best(self, k: int, at: int, lookup_chain: int = 0) -> Plan | None:
+        """The best model plan (`both`, with the lookup chain as a second branch, when
+        lookup_chain > 0); None when it cannot be estimated yet."""
         step = self.draft.costs.estimate(1) if self.draft is not None else None
         if step is None:
-            return 0, 0.0
+            return None
         model, lookup = self.sources["model"], self.sources["lookup"]
-        fixed = model.overhead + self._catch_up(at)
-        best = (0, 0.0)
+        catch_up, prompt = self._catch_up(at)
+        deferred = prompt * (1 - 1 / max(self._rounds, 1))
+        best = None
         for steps in range(1, k + 1):
             verify = self._target(steps + lookup_chain + 1)
             if verify is None:
@@ -177,34 +270,46 @@ class HybridProposer:
             if lookup_chain:
                 tokens = both_expected_tokens(lookup.acceptance, lookup_chain,
                                               model.acceptance, steps)
-            rate = tokens / (steps * step + verify + fixed)
-            if rate > best[1]:
-                best = (steps, rate)
+            plan = Plan("both" if lookup_chain else "model", steps, tokens,
+                        steps * step + verify + model.overhead + catch_up, deferred)
+            if best is None or self._rate(plan) > self._rate(best):
+                best = plan
         return best
 
-    def _plan(self, n_lookup: int, k: int, at: int) -> tuple[str, int]:
-        """(plan, its length: the lookup tokens to propose, or the model's steps)."""
+    def _rate(self, plan: Plan) -> float:
+        """Expected tokens per second, corrected by how the plan's rounds went."""
+        if plan.seconds <= 0:
+            return 0.0
+        return plan.tokens / (plan.seconds - plan.deferred) * self.calibration[plan.name].gain
+
+    def _plan(self, n_lookup: int, k: int, at: int, tree_size: int = 0) -> Plan:
+        """The plan with the best score; n_lookup: the lookup chain's length (0: no match),
+        tree_size: the size of lookup's tree (0: lookup proposes its chain, or a prefix)."""
+        self._fit_target_costs()
         if self.draft is not None and self._warming_up() and not n_lookup:
-            return "model", min(4, k)
-        plans = {"plain": (0, self._plain_rate())}
+            return Plan("model", min(4, k))
+        plain = Plan("plain", 0, 1.0, self._target(1) or 0.0)
+        plans = [plain]
         if n_lookup:
-            lookup = self.sources["lookup"]
+            acceptance = self.sources["lookup"].acceptance
             if self._target(n_lookup + 1) is None:
-                return "lookup", n_lookup  # nothing measured yet: try it
-            plans["lookup"] = max(((n, expected_tokens(lookup.acceptance, n) / seconds)
-                                   for n in range(1, n_lookup + 1)
-                                   if (seconds := self._target(n + 1)) is not None),
-                                  key=lambda plan: plan[1])
+                return Plan("lookup", n_lookup)  # nothing measured yet: try it
+            if tree_size:
+                plans.append(Plan("lookup", n_lookup, expected_tokens(acceptance, n_lookup),
+                                  self._target(tree_size + 1)))
+            else:
+                plans += [Plan("lookup", n, expected_tokens(acceptance, n), self._target(n + 1))
+                          for n in range(1, n_lookup + 1)]
         if self.draft is not None:
-            plans["model"] = self._model_best(k, at)
+            plans.append(self._model_best(k, at))
             if n_lookup and self.trees:
-                plans["both"] = self._model_best(k, at, n_lookup)
-        plan = max(plans, key=lambda name: plans[name][1])
-        if plan in ("plain", "lookup") and self.draft is not None \
-                and self._since_model >= self.probe_every and self._catch_up(at) * self.probe_every \
-                <= 0.1 * self._since_model / max(plans["plain"][1], 1e-9):
-            return "model", min(2, k)  # a probe: catching up costs at most a tenth of the wait
-        return plan, plans[plan][0]
+                plans.append(self._model_best(k, at, n_lookup))
+        best = max((plan for plan in plans if plan is not None), key=self._rate)
+        if best.name in ("plain", "lookup") and self.draft is not None \
+                and self._since_model >= self.probe_every \
+                and self._catch_up(at)[0] <= 0.1 * self._since_model * plain.seconds:
+            return Plan("model", min(2, k))  # a probe: catching up costs at most a tenth of the wait
+        return best
 
 
 def both_expected_tokens(a_lookup: float, n_lookup: int, a_model: float, n_model: int) -> float:

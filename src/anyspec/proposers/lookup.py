@@ -122,11 +122,16 @@ class LookupProposer:
             self._seen = list(committed)
         if k < 1:
             return Proposal()
-        trie = self.candidates(committed, k)
-        if self.tree_budget is not None and len(trie.tokens) > len(trie.best_chain()):
+        return self.proposal(self.candidates(committed, k))
+
+    def proposal(self, trie: Trie) -> Proposal:
+        """The trie's `tree_budget` most-matched nodes when the target verifies trees and the
+        trie branches, else its best chain."""
+        chain = trie.best_chain()
+        if self.tree_budget is not None and len(trie.tokens) > len(chain):
             tokens, parents = trie.top(self.tree_budget)
             return Proposal(tokens, None, parents)
-        return Proposal(trie.best_chain())
+        return Proposal(chain)
 
     def candidates(self, committed: Sequence[int], k: int) -> Trie:
         """The trie of up to k tokens after each match of the longest n-gram that matches,
