@@ -12,7 +12,13 @@ from anyspec.engine import SpeculativeGenerator
 from anyspec.errors import AnyspecError
 from anyspec.models.base import LanguageModel
 from anyspec.noise import Draws
-from anyspec.proposers.hybrid import Calibration, HybridProposer, Plan, both_expected_tokens
+from anyspec.proposers.hybrid import (
+    Calibration,
+    HybridProposer,
+    Plan,
+    both_expected_tokens,
+    non_decreasing,
+)
 from anyspec.proposers.lookup import LookupProposer, Trie, match_starts
 from anyspec.sampling import SamplingParams
 
@@ -114,6 +120,12 @@ def test_hybrid_learns_each_sources_acceptance_from_what_was_committed():
     assert (lookup.accepted, lookup.rejected) == (0.95 * (0.95 + 2) + 2, 0.95 * (0.95 + 1))
     assert both_expected_tokens(0.5, 2, 0.0, 0) == pytest.approx(1 + 0.5 + 0.25)
     assert both_expected_tokens(0.5, 1, 0.5, 1) == pytest.approx(1 + 0.75)
+
+
+def test_target_costs_are_made_non_decreasing():
+    assert non_decreasing([1, 3, 2, 4], [1, 1, 1, 1]) == [1, 2.5, 2.5, 4]
+    # a noisy size measured once pools with the well-measured sizes around it
+    assert non_decreasing([1, 3, 2, 4, 0.5, 6], [1, 1, 1, 1, 2, 1]) == pytest.approx([1, 2, 2, 2, 2, 6])
 
 
 def test_a_plans_score_is_corrected_by_how_its_rounds_went():

@@ -324,3 +324,23 @@ def test_suffix_drafts_from_an_earlier_requests_output():
     assert again["choices"][0]["text"] == first["choices"][0]["text"]
     assert again["usage"]["speculative"]["steps"] < first["usage"]["speculative"]["steps"]
     assert again["usage"]["speculative"]["accepted_tokens"] > first["usage"]["speculative"]["accepted_tokens"]
+
+
+def test_the_server_keeps_a_bounded_number_of_generators():
+    """One generator per setting, the least recently used dropped past KEPT_GENERATORS."""
+    from collections import OrderedDict
+
+    from toy_server import toy_models
+
+    from anyspec.config import GeneratorConfig
+
+    target, draft = toy_models()
+    cache = OrderedDict()
+    first = worker_module.build_generator(target, draft, GeneratorConfig(draft_length=1), cache)
+    for k in range(2, worker_module.KEPT_GENERATORS + 1):
+        worker_module.build_generator(target, draft, GeneratorConfig(draft_length=k), cache)
+    # used again, the first is now the most recent: the next new setting drops draft length 2
+    assert worker_module.build_generator(target, draft, GeneratorConfig(draft_length=1), cache) is first
+    worker_module.build_generator(target, draft, GeneratorConfig(draft_length=99), cache)
+    assert len(cache) == worker_module.KEPT_GENERATORS
+    assert GeneratorConfig(draft_length=1) in cache and GeneratorConfig(draft_length=2) not in cache

@@ -16,18 +16,17 @@ outside the models.
   point masses.
 
 The draft model reads the text only when its plan is chosen, catching up on what it missed
-(the prompt included); the catch-up is charged to the plan that needs it, a prompt's in
+(the prompt included); the catch-up is charged to the plan that needs it, a prompt's only in
 part, as it serves the request's later rounds too: a request that has run r rounds is taken
-to run about r more, so the plan pays a r-th. While the model
-loses to the other plans it is still tried (2 steps) every `probe_every` rounds, when
-catching up costs at most a tenth of the time since it last ran, so a change in its
-acceptance is noticed.
+to run about r more, so the plan pays an r-th. While the model loses to the other plans it
+is still tried (2 steps) every `probe_every` rounds, when catching up costs at most a tenth
+of the time since it last ran, so a change in its acceptance is noticed.
 
 Acceptance is learnt from what the target committed: the next round's committed ids show how
-far each chain matched (lookup's every round, proposed or not). The scores leave things out (the engine's own time per
-round, a tree's other branches, chains that fail together, re-tokenized text running past
-its steps), so each plan's score is corrected by how its own rounds went: the tokens they
-committed and the seconds they took, over those the scores predicted.
+far each chain matched (lookup's every round, proposed or not). The scores leave things out
+(the engine's own time per round, a tree's other branches, chains that fail together,
+re-tokenized text running past its steps), so each plan's score is corrected by how its own
+rounds went: the tokens they committed and the seconds they took, over those predicted.
 """
 
 from __future__ import annotations
@@ -71,7 +70,6 @@ class Source:
         self.overhead += 0.2 * (seconds - self.overhead)
 
 
-VERIFY_SIZES = 64  # target passes up to this many tokens count as verify passes
 PRIOR_ROUNDS = 4  # a plan's calibration starts as this many rounds that went as predicted
 
 
@@ -144,8 +142,8 @@ class HybridProposer:
         # last round: (committed ids then, its plan, when it began, the chains it proposed)
         self._pending: tuple[int, Plan, float, dict[str, list[int]]] | None = None
         self._model_at = 0  # committed ids the draft had caught up with when it last ran
-        self._prompt_length = 0
-        self._line: tuple[float, float] | None = None  # the target's costs: intercept, slope
+        self._prompt_length = 0  # ids of the request's prompt
+        self._costs: tuple[list[int], list[float]] | None = None  # the target's: sizes, seconds
         self._since_model = 0  # rounds since the model last proposed
         self._rounds = 0  # rounds since the prompt
 
@@ -222,22 +220,20 @@ class HybridProposer:
 
     # --- the cost model ------------------------------------------------------------------
     def _target(self, n: int) -> float | None:
-        if self._line is None:
+        if self._costs is None:
             return self.target.costs.estimate(n)
-        return max(self._line[0] + self._line[1] * n, 1e-6)
+        return float(np.interp(n, *self._costs))
 
     def _fit_target_costs(self) -> None:
-        """A line through the target's measured verify passes (sizes up to VERIFY_SIZES,
-        weighted by how often each was measured): a size measured a few times is noisy, and
-        interpolating between such sizes makes a larger pass look cheaper than a smaller
-        one. None (interpolated costs) until two sizes are measured."""
+        """The target's measured pass costs made non-decreasing in the number of tokens (a
+        size measured a few times is noisy, and interpolating between such sizes can make a
+        larger pass look cheaper than a smaller one); None until two sizes are measured."""
         costs = self.target.costs
-        sizes = [n for n in costs.seconds if n <= VERIFY_SIZES]
-        self._line = None
+        sizes = sorted(costs.seconds)
+        self._costs = None
         if len(sizes) >= 2:
-            slope, intercept = np.polyfit(sizes, [costs.seconds[n] for n in sizes], 1,
-                                          w=np.sqrt([costs.counts[n] for n in sizes]))
-            self._line = (float(intercept), max(float(slope), 0.0))
+            self._costs = (sizes, non_decreasing([costs.seconds[n] for n in sizes],
+                                                 [costs.counts[n] for n in sizes]))
 
     def _warming_up(self) -> bool:
         return self.draft is not None and self.sources["model"].rounds < self.warmup_rounds
@@ -321,3 +317,16 @@ def both_expected_tokens(a_lookup: float, n_lookup: int, a_model: float, n_model
         miss_model = 1 - (a_model ** i if i <= n_model else 0.0)
         total += 1 - miss_lookup * miss_model
     return total
+
+
+def non_decreasing(values: Sequence[float], weights: Sequence[float]) -> list[float]:
+    """The non-decreasing sequence closest to `values` in weighted least squares (isotonic
+    regression by pooling adjacent violators: a value above the next is averaged with it)."""
+    blocks: list[list[float]] = []  # [mean, weight, length]
+    for value, weight in zip(values, weights):
+        blocks.append([value, weight, 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            mean, w, n = blocks.pop()
+            blocks[-1] = [(blocks[-1][0] * blocks[-1][1] + mean * w) / (blocks[-1][1] + w),
+                          blocks[-1][1] + w, blocks[-1][2] + n]
+    return [mean for mean, _, n in blocks for _ in range(int(n))]

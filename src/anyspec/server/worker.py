@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import math
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,16 +24,23 @@ from ..errors import AnyspecError
 from ..sampling import SamplingParams
 from .protocol import RequestError
 
+KEPT_GENERATORS = 8  # generators a server keeps, the most recently used
+
 
 def build_generator(target, draft, config: GeneratorConfig,
-                    cache: dict | None = None) -> SpeculativeGenerator:
+                    cache: OrderedDict | None = None) -> SpeculativeGenerator:
     """The generator for a request's config: the one in `cache` built for the same config, so
     that what it learns carries from one request to the next (auto's and hybrid's measured
-    costs and acceptance, suffix's earlier outputs), else a new one, kept there."""
+    costs and acceptance, suffix's earlier outputs), else a new one, kept there in place of
+    the least recently used when `KEPT_GENERATORS` are kept (each suffix history holds up to
+    2 MB)."""
     if cache is None:
         return config.build(target, draft)
     if config not in cache:
         cache[config] = config.build(target, draft)
+        while len(cache) > KEPT_GENERATORS:
+            cache.popitem(last=False)
+    cache.move_to_end(config)
     return cache[config]
 
 
@@ -55,7 +63,8 @@ class Worker:
         self.max_queue = max_queue
         self.default_method = options.resolve_method(target, draft)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anyspec-engine")
-        self.generators: dict[GeneratorConfig, SpeculativeGenerator] = {}  # used on _thread only
+        # used on _thread only
+        self.generators: OrderedDict[GeneratorConfig, SpeculativeGenerator] = OrderedDict()
         self._lock = asyncio.Lock()
         self.admitted = 0  # requests holding a place: running, waiting, or about to wait
         self.running = 0
