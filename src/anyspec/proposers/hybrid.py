@@ -139,7 +139,7 @@ class HybridProposer:
         self.sources = {"lookup": Source(), "model": Source()}
         self.calibration = {name: Calibration() for name in ("plain", "lookup", "model", "both")}
         self.chosen: Counter[str] = Counter()  # plans taken, over the generator's life
-        # last round: (committed ids then, its plan, when it began, the chains it proposed)
+        # last round: (committed ids then, its plan, when it began, the chains to score)
         self._pending: tuple[int, Plan, float, dict[str, list[int]]] | None = None
         self._model_at = 0  # committed ids the draft had caught up with when it last ran
         self._prompt_length = 0  # ids of the request's prompt
