@@ -46,6 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--json", action="store_true", help="print the result and its statistics as JSON instead of streaming")
 
     sub.add_parser("models", help="list the embedded models, their tokenizers and where they live")
+    hf_dir = sub.add_parser(
+        "hf-dir", help="print a Hugging Face directory of a model, for vLLM and other engines",
+        description="Print the path of a Hugging Face model directory for MODEL (an embedded "
+                    "name or a .gguf file; a directory is printed as is). A GGUF is dequantised "
+                    "once (about a minute) and cached; its tokenizer adds BOS when the GGUF says "
+                    "so. Serve it with vLLM: vllm serve \"$(anyspec hf-dir gemma-3-270m)\" "
+                    "(docs/vllm.md).")
+    hf_dir.add_argument("model", help="an embedded name (anyspec models), a .gguf file or a "
+                                      "directory")
     add_bench_parser(sub)
     add_serve_parser(sub)
     return parser
@@ -85,6 +94,13 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_hf_dir(args) -> int:
+    from .integrations.vllm import target_directory
+
+    print(target_directory(args.model))
+    return 0
+
+
 def configure_process(environ=os.environ) -> None:
     """The command's process-wide defaults, set before torch or llama.cpp is imported.
 
@@ -108,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("anyspec").setLevel(logging.INFO)
     try:
         return {"generate": cmd_generate, "models": cmd_models, "bench": cmd_bench,
-                "serve": cmd_serve}[args.command](args)
+                "serve": cmd_serve, "hf-dir": cmd_hf_dir}[args.command](args)
     except AnyspecError as e:
         print(f"anyspec: error: {e}", file=sys.stderr)
         return 2

@@ -218,3 +218,109 @@ class LlamaCppModel(LanguageModel):
         if batch is not None:
             self._llama_cpp.llama_batch_free(batch)
             self._batch = None
+
+
+class LlamaCppSequences:
+    """A llama.cpp draft model with many sequences in one context, for an engine that drafts
+    for a batch of requests: `logits_many` runs every sequence's new ids in one llama_decode.
+
+    Each sequence keeps the ids in its cache and reuses their longest common prefix with the
+    next request, as `LanguageModel.logits` does for one. A draft's logits need not be split
+    invariant (its output is only proposed), so llama.cpp's fastest kernels are used.
+    """
+
+    backend = "llamacpp"
+
+    def __init__(self, path: str | Path, n_seq: int, n_ctx: int = 2048, n_cells: int | None = None,
+                 n_threads: int | None = None, n_batch: int = 512, name: str | None = None) -> None:
+        """n_ctx: the most ids one sequence holds; n_cells: cache cells for all of them
+        together (default n_seq * n_ctx). When a step finds no free cell, every sequence is
+        dropped and reads its ids again at its next step."""
+        require("llama_cpp", extra="llamacpp", feature="the llamacpp backend")
+        import llama_cpp
+        from llama_cpp import Llama
+
+        self._llama_cpp = llama_cpp
+        _quiet_llama_cpp_logs(llama_cpp)
+        path = Path(path)
+        self.name = name or path.name
+        threads = n_threads or os.cpu_count() or 1
+        try:  # the model and its tokenizer; the context it comes with is left unused (small)
+            self._llm = Llama(model_path=str(path), n_ctx=64, n_threads=threads, verbose=False)
+        except Exception as e:
+            raise AnyspecError(f"llama.cpp could not load {path} as a GGUF model: {e}") from e
+        self.tokenizer = LlamaCppTokenizer(self._llm)
+        self.vocab_size = self.tokenizer.vocab_size
+        self.n_ctx = n_ctx  # per sequence
+        self.n_seq = n_seq
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = n_cells or n_ctx * n_seq
+        params.n_batch = params.n_ubatch = n_batch
+        params.n_seq_max = n_seq
+        params.kv_unified = True  # one pool of cells: a long sequence may use a short one's
+        params.n_threads = params.n_threads_batch = threads
+        self._ctx = llama_cpp.llama_init_from_model(self._llm._model.model, params)
+        if not self._ctx:
+            raise AnyspecError(f"llama.cpp could not make a context of {n_seq} sequences x "
+                               f"{n_ctx} tokens for {path}")
+        self._memory = llama_cpp.llama_get_memory(self._ctx)
+        self._n_batch = n_batch
+        self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        self.cached: dict[int, list[int]] = {}  # sequence -> the ids its cache holds
+
+    def logits_many(self, requests: dict[int, Sequence[int]]) -> dict[int, np.ndarray | None]:
+        """Sequence -> the logits row after its ids (None when llama.cpp had no room)."""
+        lc = self._llama_cpp
+        work: list[tuple[int, int, int]] = []  # (sequence, position, token)
+        for seq, ids in requests.items():
+            if not 0 <= seq < self.n_seq or not ids or len(ids) > self.n_ctx:
+                raise ValueError(f"sequence {seq}: ids must be 1..{self.n_ctx} long")
+            cached = self.cached.get(seq, [])
+            keep = 0
+            limit = min(len(cached), len(ids) - 1)  # the last id is run again for its row
+            while keep < limit and cached[keep] == ids[keep]:
+                keep += 1
+            if keep < len(cached):
+                lc.llama_memory_seq_rm(self._memory, seq, keep, -1)
+            self.cached[seq] = list(ids[:keep])
+            work.extend((seq, pos, ids[pos]) for pos in range(keep, len(ids)))
+        last = {seq: len(ids) - 1 for seq, ids in requests.items()}
+        out: dict[int, np.ndarray | None] = dict.fromkeys(requests)
+        b = self._batch
+        for start in range(0, len(work), self._n_batch):
+            chunk = work[start:start + self._n_batch]
+            b.n_tokens = len(chunk)
+            for j, (seq, pos, token) in enumerate(chunk):
+                b.token[j] = token
+                b.pos[j] = pos
+                b.n_seq_id[j] = 1
+                b.seq_id[j][0] = seq
+                b.logits[j] = pos == last[seq]
+            if lc.llama_decode(self._ctx, b) != 0:  # no room left: forget every sequence
+                self.clear()
+                return dict.fromkeys(requests)
+            for j, (seq, pos, _) in enumerate(chunk):
+                if pos == last[seq]:
+                    ptr = lc.llama_get_logits_ith(self._ctx, j)
+                    out[seq] = np.ctypeslib.as_array(ptr, shape=(self.vocab_size,)).copy()
+        for seq, ids in requests.items():
+            self.cached[seq] = list(ids)
+        return out
+
+    def release(self, seq: int) -> None:
+        """Drop a sequence's cache (its request finished)."""
+        self._llama_cpp.llama_memory_seq_rm(self._memory, seq, 0, -1)
+        self.cached.pop(seq, None)
+
+    def clear(self) -> None:
+        self._llama_cpp.llama_memory_clear(self._memory, True)
+        self.cached.clear()
+
+    def __del__(self) -> None:
+        lc = getattr(self, "_llama_cpp", None)
+        if lc is not None and getattr(self, "_batch", None) is not None:
+            lc.llama_batch_free(self._batch)
+            self._batch = None
+        if lc is not None and getattr(self, "_ctx", None):
+            lc.llama_free(self._ctx)
+            self._ctx = None

@@ -70,14 +70,10 @@ def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: Sa
             token = draw(p, len(run.tokens))
             p_token = float(p[token])
         else:  # the argmax and its probability only: no full distribution per step
-            if banned is not None:
-                row[banned] = -np.inf
-            token = int(np.argmax(row))
-            if not np.isfinite(row[token]):
+            step = greedy_step(row, banned, confidence or stop_below is not None)
+            if step is None:
                 break
-            p_token = 1.0
-            if confidence or stop_below is not None:
-                p_token = top_probability(row, token)
+            token, p_token = step
             if stop_below is not None and run.tokens and p_token < stop_below:
                 break  # greedy: the token is the step's most likely one
         run.tokens.append(token)
@@ -90,6 +86,48 @@ def draft_chain(draft: LanguageModel, context: Sequence[int], k: int, params: Sa
         if stop_after_product is not None and product < stop_after_product:
             break
     return run
+
+
+def greedy_step(row: np.ndarray, banned: np.ndarray | None,
+                confidence: bool) -> tuple[int, float] | None:
+    """The argmax of a logits row (masked in place) and its probability (1.0 unless
+    `confidence`); None when every token is banned."""
+    if banned is not None:
+        row[banned] = -np.inf
+    token = int(np.argmax(row))
+    if not np.isfinite(row[token]):
+        return None
+    return token, top_probability(row, token) if confidence else 1.0
+
+
+def greedy_chains(draft, contexts: dict, k: int, banned: np.ndarray | None = None,
+                  stop_after_product: float | None = None) -> dict:
+    """`draft_chain` at temperature 0 for many contexts at once: `draft.logits_many` runs
+    one step of every chain still drafting in one pass (models/llamacpp.py's
+    LlamaCppSequences). contexts: key -> draft ids; returns key -> DraftRun."""
+    runs = {key: DraftRun() for key in contexts}
+    product = dict.fromkeys(contexts, 1.0)
+    active = [key for key, ids in contexts.items() if len(ids) <= draft.n_ctx]
+    for _ in range(k):
+        if not active:
+            break
+        rows = draft.logits_many({key: [*contexts[key], *runs[key].tokens] for key in active})
+        still = []
+        for key in active:
+            step = None if rows.get(key) is None else greedy_step(
+                rows[key], banned, stop_after_product is not None)
+            if step is None:
+                continue
+            run = runs[key]
+            run.tokens.append(step[0])
+            run.confidence.append(step[1])
+            product[key] *= step[1]
+            ended = step[0] in draft.tokenizer.eos_ids or (
+                stop_after_product is not None and product[key] < stop_after_product)
+            if not ended and len(contexts[key]) + len(run.tokens) <= draft.n_ctx:
+                still.append(key)
+        active = still
+    return runs
 
 
 def top_probability(row: np.ndarray, token: int) -> float:

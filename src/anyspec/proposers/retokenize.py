@@ -28,7 +28,7 @@ from ..sampling import SamplingParams
 from ..trees import children_of
 from ..vocab import DraftText, reencode_continuation
 from .base import Draw, Proposal, draw_at
-from .draft_chain import draft_chain
+from .draft_chain import DraftRun, draft_chain
 from .tree import DraftTree, TreeDrafting, confirmed_branch
 
 
@@ -117,14 +117,18 @@ class RetokenizingProposer:
                           stop_below=self.stop_below, banned=self.side.banned,
                           confidence=self.min_confidence > 0,
                           stop_after_product=self.min_confidence if self.stop_at_cut else None)
+        return Proposal(self.proxies(committed, pending, run))
+
+    def proxies(self, committed: Sequence[int], pending: bytes, run: DraftRun) -> list[int]:
+        """The target ids a draft chain stands for (and it becomes last round's chain)."""
         self.side.last_drafted = run.tokens
         drafted = self.draft.tokenizer.decode_bytes(run.tokens)
         if not drafted.startswith(pending):  # the draft did not finish the pending character
-            return Proposal()
+            return []
         proxies = reencode_continuation(self.target_tokenizer, committed, drafted[len(pending):])
         if self.min_confidence > 0 and proxies:
             proxies = proxies[:self._confident_prefix(run.tokens, run.confidence, proxies)]
-        return Proposal(proxies)
+        return proxies
 
     def _draw(self, params: SamplingParams, draws: Draws) -> Draw | None:
         """Sampled drafting: the draft's own noise at its own positions (its text is
