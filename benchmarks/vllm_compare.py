@@ -73,6 +73,7 @@ def worker(method: str, args, target: str, draft_dir: str, conn) -> None:
         after = counters(llm)
         conn.send(([list(o.outputs[0].token_ids) for o in outs], seconds,
                    {k: after[k] - before[k] for k in COUNTERS}))
+    llm.llm_engine.engine_core.shutdown()  # else this process waits on vLLM's at exit
 
 
 def main() -> None:
@@ -94,10 +95,10 @@ def main() -> None:
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
     from anyspec.bench.data import read_questions
-    from anyspec.integrations.vllm import target_directory
+    from anyspec.models.hf import hf_directory
 
-    target = str(target_directory("gemma-3-270m"))
-    draft_dir = str(target_directory("smollm2-135m-instruct")) if "tli" in methods else ""
+    target = str(hf_directory("gemma-3-270m"))
+    draft_dir = str(hf_directory("smollm2-135m-instruct")) if "tli" in methods else ""
     questions = [q.turns[0] for q in read_questions()]
     # one vLLM at a time: idle engines pinned to the same cores slow the busy one several
     # times over. Each pass runs every method on every cell, the order reversed every other
@@ -129,7 +130,9 @@ def main() -> None:
                         if temperature == 0:
                             outputs.setdefault((batch, r), {})[method] = ids
             mine.send(None)
-            proc.join()
+            proc.join(timeout=120)
+            if proc.is_alive():
+                proc.kill()
             print(f"pass {p + 1}/{args.passes}: {method} done", flush=True)
     for cell in cells.values():
         cell["same"] = cell["n"] = 0

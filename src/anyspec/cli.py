@@ -95,9 +95,9 @@ def cmd_models(args) -> int:
 
 
 def cmd_hf_dir(args) -> int:
-    from .integrations.vllm import target_directory
+    from .models.hf import hf_directory
 
-    print(target_directory(args.model))
+    print(hf_directory(args.model))
     return 0
 
 

@@ -265,3 +265,20 @@ def test_attention_a_tree_mask_cannot_reproduce_is_refused(smollm, monkeypatch):
         GeneratorConfig(method="sd", tree=4).proposer(smollm, smollm)
     monkeypatch.setattr(config, "layer_types", ["chunked_attention"] * 30, raising=False)
     assert not smollm.supports_trees
+
+
+@pytest.mark.slow
+def test_hf_directory_keeps_the_ggufs_bos_and_shares_the_weights():
+    """`anyspec hf-dir`: the directory vLLM serves. Gemma's GGUF asks for BOS (without it
+    the base model repeats itself), SmolLM2's does not."""
+    from transformers import AutoTokenizer
+
+    from anyspec.models.hf import hf_directory
+
+    gemma = hf_directory("gemma-3-270m")
+    assert AutoTokenizer.from_pretrained(gemma)("a")["input_ids"][0] == 2  # <bos>
+    assert (gemma / "model.safetensors").is_symlink()
+    assert hf_directory("gemma-3-270m") == gemma  # made once
+    smollm = AutoTokenizer.from_pretrained(hf_directory("smollm2-135m-instruct"))
+    assert smollm("a")["input_ids"] == smollm("a", add_special_tokens=False)["input_ids"]
+    assert hf_directory(str(gemma)) == gemma  # a directory is returned as is

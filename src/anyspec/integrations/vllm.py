@@ -26,15 +26,12 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 
 from ..config import GeneratorConfig
-from ..errors import AnyspecError, require
+from ..errors import AnyspecError
 from ..models.registry import DEFAULT_DRAFT, choose_backend
 from ..proposers.draft_chain import greedy_chains
 from ..proposers.retokenize import RetokenizingProposer
@@ -311,38 +308,3 @@ def _expand(output, input_val, cu_num_tokens, replace_from, replace_to, MAX_NUM_
     expanded = torch.repeat_interleave(values, counts)
     output[:expanded.numel()] = expanded.to(output.dtype)
 
-
-def target_directory(spec: str) -> Path:
-    """A Hugging Face directory vLLM can serve for `spec` (an embedded name, a .gguf file or
-    a directory, returned as is): a GGUF is dequantised once (models/hf.py) and its tokenizer
-    made to add BOS when the GGUF says so, which the conversion forgets (Gemma without BOS
-    repeats itself)."""
-    from ..models.hf import _model_dir
-    from ..models.registry import resolve
-
-    _, path = resolve(spec)
-    require("torch", "transformers", "gguf", extra="hf", feature="a Hugging Face directory")
-    converted = _model_dir(path)
-    if path.is_dir():
-        return converted
-    from gguf import GGUFReader
-    from transformers import AutoTokenizer
-
-    field = GGUFReader(path).fields.get("tokenizer.ggml.add_bos_token")
-    add_bos = bool(field.parts[field.data[0]][0]) if field is not None else False
-    dest = converted.with_name(converted.name + "-vllm")
-    if not (dest / "config.json").is_file():
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
-        try:
-            for item in converted.iterdir():  # the weights are shared, not copied
-                if not item.name.startswith("tokenizer"):
-                    (tmp / item.name).symlink_to(item.resolve())
-            AutoTokenizer.from_pretrained(converted, add_bos_token=add_bos).save_pretrained(tmp)
-            os.chmod(tmp, 0o755)
-            os.rename(tmp, dest)
-        except OSError:
-            if not (dest / "config.json").is_file():  # else another process made it first
-                raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return dest

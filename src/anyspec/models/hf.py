@@ -321,3 +321,38 @@ def _convert_gguf(path: Path, dest: Path) -> None:
         raise AnyspecError(f"transformers could not convert {path} (GGUF) into a model: {e}") from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def hf_directory(spec: str) -> Path:
+    """A Hugging Face directory for `spec` (an embedded name, a .gguf file or a directory,
+    returned as is), for engines that load only those (vLLM; `anyspec hf-dir`): the GGUF's
+    conversion (`_model_dir`) with a tokenizer that adds BOS when the GGUF says so, which
+    transformers' conversion forgets (Gemma 3 without BOS repeats itself)."""
+    from .registry import resolve
+
+    _, path = resolve(spec)
+    require("torch", "transformers", "gguf", extra="hf", feature="a Hugging Face directory")
+    converted = _model_dir(path)
+    if path.is_dir():
+        return converted
+    from gguf import GGUFReader
+    from transformers import AutoTokenizer
+
+    field = GGUFReader(path).fields.get("tokenizer.ggml.add_bos_token")
+    add_bos = bool(field.parts[field.data[0]][0]) if field is not None else False
+    dest = converted.with_name(converted.name + "-bos")
+    if not (dest / "config.json").is_file():
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+        try:
+            for item in converted.iterdir():  # the weights are shared, not copied
+                if not item.name.startswith("tokenizer"):
+                    (tmp / item.name).symlink_to(item.resolve())
+            AutoTokenizer.from_pretrained(converted, add_bos_token=add_bos).save_pretrained(tmp)
+            os.chmod(tmp, 0o755)
+            os.rename(tmp, dest)
+        except OSError:
+            if not (dest / "config.json").is_file():  # else another process made it first
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
