@@ -218,6 +218,8 @@ class Proposer:
             if request is None:
                 continue
             side = request.proposer.side
+            if n < side.n_committed:  # ids taken back (a request id reused): start over
+                request.proposer.prefill(committed, warm=False)
             pending = side.sync(committed)
             if side.readable and len(side.text.ids) <= self.draft.n_ctx:
                 work[request.sequence] = (i, request, committed, pending)
@@ -231,7 +233,8 @@ class Proposer:
             i, request, committed, pending = work[sequence]
             # a step emits the accepted drafts plus one token: more drafts than the request may
             # still emit, less one, would be verified for nothing
-            room = min(self.max_model_len - len(committed), self.budgets.get(rows[i], self.k) - 1)
+            room = min(self.max_model_len - len(committed),
+                       self.budgets.get(rows[i], self.k + 1) - 1)
             out[i] = request.proposer.proxies(committed, pending, run)[:max(0, min(self.k, room))]
         return out
 
