@@ -100,7 +100,7 @@ def test_sampled_first_tokens_distributed_as_vllm_without_speculation(plain, spe
     assert chi2_contingency(table).pvalue > 1e-3
 
 
-def test_request_churn_leaves_no_state(target, speculative):
+def test_request_churn_leaves_no_state(speculative):
     """Short requests, some aborted midway: afterwards the proposer holds state only for
     requests vLLM itself still holds, and its draft cache only for those."""
     engine = speculative.llm_engine

@@ -221,7 +221,7 @@ class Proposer:
             if n < side.n_committed:  # ids taken back (a request id reused): start over
                 request.proposer.prefill(committed, warm=False)
             pending = side.sync(committed)
-            if side.readable and len(side.text.ids) <= self.draft.n_ctx:
+            if side.readable:  # greedy_chains drafts nothing past the draft's context
                 work[request.sequence] = (i, request, committed, pending)
         if not work:
             return out

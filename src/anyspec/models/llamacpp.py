@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AnyspecError, require
-from .base import LanguageModel, Tokenizer
+from .base import LanguageModel, Tokenizer, common_prefix_length
 
 logger = logging.getLogger(__name__)
 
@@ -276,10 +276,8 @@ class LlamaCppSequences:
             if not 0 <= seq < self.n_seq or not ids or len(ids) > self.n_ctx:
                 raise ValueError(f"sequence {seq}: ids must be 1..{self.n_ctx} long")
             cached = self.cached.get(seq, [])
-            keep = 0
-            limit = min(len(cached), len(ids) - 1)  # the last id is run again for its row
-            while keep < limit and cached[keep] == ids[keep]:
-                keep += 1
+            # the last id is run again for its row
+            keep = min(common_prefix_length(cached, list(ids)), len(ids) - 1)
             if keep < len(cached):
                 lc.llama_memory_seq_rm(self._memory, seq, keep, -1)
             self.cached[seq] = list(ids[:keep])
