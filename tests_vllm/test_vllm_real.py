@@ -2,8 +2,8 @@
 SmolLM2 135M draft): greedy ids equal vLLM's without speculation, sampled first tokens
 distributed as vLLM's without speculation, and no per-request state left behind.
 
-Runs where vLLM is installed: `bash scripts/test-vllm.sh` makes its own virtual environment
-(vLLM pins its own torch and transformers) and runs `pytest -m vllm` there."""
+Outside tests/ because they need vLLM, which pins its own torch and transformers:
+`bash scripts/test-vllm.sh` makes vLLM's virtual environment and runs them there."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ import collections
 import os
 
 import pytest
-
-vllm = pytest.importorskip("vllm")
-pytestmark = pytest.mark.vllm
+import vllm
 
 PROMPTS = ["The capital of France is", "def fibonacci(n):\n",
            "Water boils at", "The three primary colors are"]
@@ -77,6 +75,7 @@ def first_tokens(llm, temperature, n, seed):
     return collections.Counter(tuple(o.outputs[0].token_ids[:4]) for o in outs)
 
 
+@pytest.mark.parametrize("speculative", ["TokenTiming"], indirect=True)
 @pytest.mark.parametrize("temperature", [0.7, 1.0])
 def test_sampled_first_tokens_distributed_as_vllm_without_speculation(plain, speculative,
                                                                       temperature):
@@ -86,8 +85,6 @@ def test_sampled_first_tokens_distributed_as_vllm_without_speculation(plain, spe
     tokentiming only: slem proposes through the same code, less the DTW cut."""
     from scipy.stats import chi2_contingency
 
-    if speculative.proposer != "TokenTiming":
-        pytest.skip("slem's sampled path is tokentiming's (CI time)")
     n = 300
     a = first_tokens(plain, temperature, n, seed=1)
     b = first_tokens(speculative, temperature, n, seed=100_000)
