@@ -279,7 +279,8 @@ def _model_dir(path: Path) -> Path:
             raise AnyspecError(f"{path} is not a GGUF file (no GGUF magic); expected a .gguf "
                                "model file or a Hugging Face model directory")
     st = path.stat()
-    stamp = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"  # a changed file converts again
+    # a changed file converts again, and so does every file when the conversion changes (v2)
+    stamp = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|v2"
     key = hashlib.sha256(stamp.encode()).hexdigest()[:12]
     root = Path(os.environ.get("ANYSPEC_CACHE") or Path.home() / ".cache" / "anyspec") / "hf"
     cached = root / f"{path.stem}-{key}"
@@ -305,7 +306,10 @@ def _convert_gguf(path: Path, dest: Path) -> None:
         model = transformers.AutoModelForCausalLM.from_pretrained(
             path.parent, dtype="float32", **kw,
             quantization_config=transformers.GgufConfig(dequantize=True))  # plain dense weights
-        tok = transformers.AutoTokenizer.from_pretrained(path.parent, **kw)
+        # transformers' GGUF conversion drops the file's add-BOS flag; without BOS Gemma 3
+        # repeats itself, and the two backends would not score the same ids
+        tok = transformers.AutoTokenizer.from_pretrained(path.parent, **kw,
+                                                         add_bos_token=_gguf_adds_bos(path))
         # the weights are dense now: drop the GGUF quantizer, which refuses to be saved
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
@@ -323,36 +327,19 @@ def _convert_gguf(path: Path, dest: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _gguf_adds_bos(path: Path) -> bool:
+    from gguf import GGUFReader
+
+    field = GGUFReader(path).fields.get("tokenizer.ggml.add_bos_token")
+    return bool(field.parts[field.data[0]][0]) if field is not None else False
+
+
 def hf_directory(spec: str) -> Path:
     """A Hugging Face directory for `spec` (an embedded name, a .gguf file or a directory,
-    returned as is), for engines that load only those (vLLM; `anyspec hf-dir`): the GGUF's
-    conversion (`_model_dir`) with a tokenizer that adds BOS when the GGUF says so, which
-    transformers' conversion forgets (Gemma 3 without BOS repeats itself)."""
+    returned as is), for engines that load only those (vLLM; `anyspec hf-dir`): the cached
+    conversion the hf backend loads."""
     from .registry import resolve
 
     _, path = resolve(spec)
     require("torch", "transformers", "gguf", extra="hf", feature="a Hugging Face directory")
-    converted = _model_dir(path)
-    if path.is_dir():
-        return converted
-    from gguf import GGUFReader
-    from transformers import AutoTokenizer
-
-    field = GGUFReader(path).fields.get("tokenizer.ggml.add_bos_token")
-    add_bos = bool(field.parts[field.data[0]][0]) if field is not None else False
-    dest = converted.with_name(converted.name + "-bos")
-    if not (dest / "config.json").is_file():
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
-        try:
-            for item in converted.iterdir():  # the weights are shared, not copied
-                if not item.name.startswith("tokenizer"):
-                    (tmp / item.name).symlink_to(item.resolve())
-            AutoTokenizer.from_pretrained(converted, add_bos_token=add_bos).save_pretrained(tmp)
-            os.chmod(tmp, 0o755)
-            os.rename(tmp, dest)
-        except OSError:
-            if not (dest / "config.json").is_file():  # else another process made it first
-                raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return dest
+    return _model_dir(path)
