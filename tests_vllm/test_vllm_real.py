@@ -45,7 +45,6 @@ def plain(target):
 @pytest.fixture(scope="module", params=["TokenTiming", "SLEM"])
 def speculative(request, target):
     llm = make_llm(target, request.param)
-    llm.proposer = request.param
     yield llm
     llm.llm_engine.engine_core.shutdown()
 
